@@ -1,0 +1,40 @@
+/** createApp(services) → the express app: middleware order and route mounting, nothing else. */
+import express, { Router } from 'express';
+import { chatRouter } from './api/chat.ts';
+import { completionsRouter } from './api/completions.ts';
+import { embeddingsRouter } from './api/embeddings.ts';
+import { modelsRouter } from './api/models.ts';
+import { operationsRouter } from './api/operations.ts';
+import { usageRouter } from './api/usage.ts';
+import { accessLog } from './http/access-log.ts';
+import { authenticate } from './http/auth.ts';
+import { errorHandler, notFound } from './http/error-handler.ts';
+import { requestId } from './http/request-id.ts';
+import type { Services } from './services.ts';
+
+export function createApp(services: Services): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use(requestId());
+  app.use(accessLog(services.logger, services.metrics, services.usage));
+  app.use(operationsRouter(services.readiness, services.metrics.registry));
+
+  const v1 = Router();
+  v1.use(authenticate(services.keys));
+  v1.use(express.json({ limit: services.config.bodyLimitBytes }));
+  v1.use(chatRouter(services.modelRouter));
+  v1.use(completionsRouter(services.modelRouter));
+  v1.use(embeddingsRouter(services.embeddings));
+  const startedAt = Math.floor(Date.now() / 1000);
+  const embeddingListing = services.embeddings.ids().map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
+  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...embeddingListing]));
+  v1.use(usageRouter(services.usage));
+  app.use('/v1', v1);
+
+  app.use(notFound());
+  app.use(errorHandler(services.logger));
+  return app;
+}

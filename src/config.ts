@@ -1,0 +1,236 @@
+/**
+ * Every setting Cairn reads: environment variables plus the optional model config file
+ * (YAML or JSON, path in CAIRN_CONFIG). Both are validated with zod; a bad value stops
+ * startup with a message that names the variable or the config path.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export class ConfigError extends Error {}
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+
+const envSchema = z.object({
+  CAIRN_HOST: z.string().min(1).default('127.0.0.1'),
+  CAIRN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  CAIRN_DATA_DIR: z.string().min(1).default('./data'),
+  CAIRN_CONFIG: z.string().min(1).optional(),
+  DATABASE_URL: z.string().url().optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  REDIS_URL: z.string().url().optional(),
+  QDRANT_URL: z.string().url().optional(),
+  QDRANT_API_KEY: z.string().min(1).optional(),
+  CAIRN_MODELS_DIR: z.string().min(1).optional(),
+  CAIRN_ALLOW_MODEL_DOWNLOAD: booleanFromEnv.default(true),
+  CAIRN_EMBEDDING_MODEL: z.string().min(1).default('Xenova/bge-small-en-v1.5'),
+  CAIRN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 * 1024),
+  CAIRN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+});
+
+const timeoutsSchema = z.object({
+  connect_ms: z.number().int().positive().default(5_000),
+  /** Time until the upstream sends response headers (for streams: until the stream starts). */
+  first_byte_ms: z.number().int().positive().default(60_000),
+  /** Longest silence between two body chunks once the response has started. */
+  idle_ms: z.number().int().positive().default(60_000),
+});
+
+const retriesSchema = z.object({
+  /** Retries after the first attempt, per model, before falling back. */
+  max_retries: z.number().int().min(0).max(10).default(2),
+  backoff_ms: z.number().int().min(0).default(250),
+  max_backoff_ms: z.number().int().min(0).default(8_000),
+});
+
+const upstreamSchema = z.object({
+  base_url: z.string().url(),
+  model: z.string().min(1),
+  api_key: z.string().min(1).optional(),
+});
+
+const modelSchema = z.object({
+  id: z.string().min(1),
+  aliases: z.array(z.string().min(1)).default([]),
+  context_window: z.number().int().positive().default(8192),
+  upstreams: z.array(upstreamSchema).min(1),
+  fallbacks: z.array(z.string().min(1)).default([]),
+  timeouts: timeoutsSchema.partial().optional(),
+  retries: retriesSchema.partial().optional(),
+});
+
+const embeddingModelSchema = z.discriminatedUnion('provider', [
+  z.object({
+    id: z.string().min(1),
+    provider: z.literal('local'),
+    /** Hub id (`Xenova/bge-small-en-v1.5`) or a directory under CAIRN_MODELS_DIR. */
+    source: z.string().min(1),
+    dtype: z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16']).default('q8'),
+    pooling: z.enum(['mean', 'cls']).optional(),
+    normalize: z.boolean().optional(),
+    max_batch_size: z.number().int().positive().default(32),
+  }),
+  z.object({
+    id: z.string().min(1),
+    provider: z.literal('openai'),
+    base_url: z.string().url(),
+    model: z.string().min(1).optional(),
+    api_key: z.string().min(1).optional(),
+    dimensions: z.number().int().positive().optional(),
+    max_batch_size: z.number().int().positive().default(64),
+    max_concurrency: z.number().int().positive().default(4),
+  }),
+]);
+
+const modelFileSchema = z
+  .object({
+    defaults: z
+      .object({ timeouts: timeoutsSchema.partial().optional(), retries: retriesSchema.partial().optional() })
+      .default({}),
+    models: z.array(modelSchema).default([]),
+    embeddings: z.array(embeddingModelSchema).default([]),
+  })
+  .strict();
+
+export type Timeouts = z.infer<typeof timeoutsSchema>;
+export type Retries = z.infer<typeof retriesSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type EmbeddingModelConfig = z.infer<typeof embeddingModelSchema>;
+
+export interface ModelConfig {
+  id: string;
+  aliases: string[];
+  contextWindow: number;
+  upstreams: UpstreamConfig[];
+  fallbacks: string[];
+  timeouts: Timeouts;
+  retries: Retries;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  redisUrl: string | undefined;
+  qdrantUrl: string | undefined;
+  qdrantApiKey: string | undefined;
+  modelsDir: string | undefined;
+  allowModelDownload: boolean;
+  defaultEmbeddingModel: string;
+  logLevel: z.infer<typeof envSchema>['CAIRN_LOG_LEVEL'];
+  bodyLimitBytes: number;
+  shutdownTimeoutMs: number;
+  models: ModelConfig[];
+  embeddings: EmbeddingModelConfig[];
+  /** True when no external database is configured: PGlite, in-process jobs, managed Qdrant. */
+  embedded: boolean;
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], prefix: string): string {
+  return issues
+    .map((issue) => {
+      const where = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+      return `  ${where || '(root)'}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string of the parsed config file. */
+function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, where: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_match, name: string, fallback?: string) => {
+      const found = env[name];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      throw new ConfigError(`Model config ${where}: environment variable ${name} is not set`);
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, index) => interpolateEnv(item, env, `${where}[${index}]`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, interpolateEnv(item, env, where ? `${where}.${key}` : key)]),
+    );
+  }
+  return value;
+}
+
+function readModelFile(file: string, env: NodeJS.ProcessEnv): z.infer<typeof modelFileSchema> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`CAIRN_CONFIG: cannot read ${file}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`CAIRN_CONFIG: ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+  }
+  const parsed = modelFileSchema.safeParse(interpolateEnv(raw ?? {}, env, ''));
+  if (!parsed.success) throw new ConfigError(`Invalid model config ${file}:\n${formatIssues(parsed.error.issues, '')}`);
+  return parsed.data;
+}
+
+function checkModelReferences(models: ModelConfig[]): void {
+  const names = new Map<string, string>();
+  for (const model of models) {
+    for (const name of [model.id, ...model.aliases]) {
+      const owner = names.get(name);
+      if (owner) throw new ConfigError(`Model config: "${name}" is used by both ${owner} and ${model.id}`);
+      names.set(name, model.id);
+    }
+  }
+  for (const model of models) {
+    for (const fallback of model.fallbacks) {
+      if (!names.has(fallback)) throw new ConfigError(`Model config: ${model.id} falls back to unknown model "${fallback}"`);
+    }
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty variables count as unset, the way shells and compose files usually mean them.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(`Invalid environment:\n${formatIssues(parsed.error.issues, '')}`);
+  const vars = parsed.data;
+
+  const file = vars.CAIRN_CONFIG ? readModelFile(path.resolve(vars.CAIRN_CONFIG), env) : undefined;
+  const defaults = file?.defaults ?? {};
+  const models: ModelConfig[] = (file?.models ?? []).map((model) => ({
+    id: model.id,
+    aliases: model.aliases,
+    contextWindow: model.context_window,
+    upstreams: model.upstreams,
+    fallbacks: model.fallbacks,
+    timeouts: timeoutsSchema.parse({ ...defaults.timeouts, ...model.timeouts }),
+    retries: retriesSchema.parse({ ...defaults.retries, ...model.retries }),
+  }));
+  checkModelReferences(models);
+
+  return {
+    host: vars.CAIRN_HOST,
+    port: vars.CAIRN_PORT,
+    dataDir: path.resolve(vars.CAIRN_DATA_DIR),
+    databaseUrl: vars.DATABASE_URL,
+    databasePoolSize: vars.DATABASE_POOL_SIZE,
+    redisUrl: vars.REDIS_URL,
+    qdrantUrl: vars.QDRANT_URL,
+    qdrantApiKey: vars.QDRANT_API_KEY,
+    modelsDir: vars.CAIRN_MODELS_DIR ? path.resolve(vars.CAIRN_MODELS_DIR) : undefined,
+    allowModelDownload: vars.CAIRN_ALLOW_MODEL_DOWNLOAD,
+    defaultEmbeddingModel: vars.CAIRN_EMBEDDING_MODEL,
+    logLevel: vars.CAIRN_LOG_LEVEL,
+    bodyLimitBytes: vars.CAIRN_BODY_LIMIT_BYTES,
+    shutdownTimeoutMs: vars.CAIRN_SHUTDOWN_TIMEOUT_MS,
+    models,
+    embeddings: file?.embeddings ?? [],
+    embedded: !vars.DATABASE_URL,
+  };
+}

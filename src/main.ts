@@ -1,0 +1,118 @@
+/** The `cairn` command: serve | migrate | keys. */
+import { Command } from 'commander';
+import { loadConfig, ConfigError, type Config } from './config.ts';
+import { createLogger } from './logger.ts';
+import { startServer } from './server.ts';
+import { createServices } from './services.ts';
+import { ApiKeyStore } from './store/api-keys.ts';
+import { openDatabase, type Database } from './store/database.ts';
+import { migrate } from './store/migrations.ts';
+
+function configOrExit(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`cairn: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+/** For the short admin commands: open the database, make sure it is migrated, run, close. */
+async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
+  const config = configOrExit();
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: 2,
+    onError: () => undefined,
+  });
+  try {
+    await migrate(db);
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function serve(): Promise<void> {
+  const config = configOrExit();
+  const logger = createLogger(config.logLevel);
+  const services = await createServices(config, logger);
+  if (config.embedded && (await services.keys.countActive()) === 0) {
+    const { key } = await services.keys.create('default', 'first key');
+    // Printed once to the terminal, never to the log: only its hash is stored.
+    process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
+  }
+  const running = await startServer(services);
+  logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
+  const shutdown = (signal: string): void => {
+    logger.info({ signal }, 'shutting down');
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+const program = new Command('cairn').description('OpenAI-compatible inference API with built-in knowledge bases');
+
+program.command('serve').description('run the API server').action(serve);
+
+program
+  .command('migrate')
+  .description('apply database migrations')
+  .action(() =>
+    withDatabase(async (db) => {
+      const applied = await migrate(db);
+      process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+    }),
+  );
+
+const keys = program.command('keys').description('manage API keys');
+keys
+  .command('create')
+  .requiredOption('--project <name>', 'project the key belongs to (created if new)')
+  .option('--name <name>', 'a label for the key')
+  .description('create a key; it is printed once, alone on the last line')
+  .action((options: { project: string; name?: string }) =>
+    withDatabase(async (db) => {
+      const { key, info } = await new ApiKeyStore(db).create(options.project, options.name);
+      process.stdout.write(`Created ${info.id} for project ${info.projectName}. Store the key now; it is not shown again.\n${key}\n`);
+    }),
+  );
+keys
+  .command('list')
+  .option('--project <name>', 'only this project')
+  .description('list keys (redacted)')
+  .action((options: { project?: string }) =>
+    withDatabase(async (db) => {
+      for (const key of await new ApiKeyStore(db).list(options.project)) {
+        const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
+        process.stdout.write(`${key.id}\t${key.projectName}\t${key.redacted}\t${key.name ?? ''}\t${state}\n`);
+      }
+    }),
+  );
+keys
+  .command('revoke')
+  .argument('<key-id>', 'the key id shown by `cairn keys list`')
+  .description('revoke a key; requests with it are refused from now on')
+  .action((keyId: string) =>
+    withDatabase(async (db) => {
+      if (!(await new ApiKeyStore(db).revoke(keyId))) {
+        process.stderr.write(`cairn: no active key with id ${keyId}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`revoked ${keyId}\n`);
+    }),
+  );
+
+await program.parseAsync(process.argv);
