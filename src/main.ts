@@ -21,7 +21,7 @@ function configOrExit(): Config {
 }
 
 /** For the short admin commands: open the database, make sure it is migrated, run, close. */
-async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (db: Database) => Promise<T>, { migrateFirst = true } = {}): Promise<T> {
   const config = configOrExit();
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -30,7 +30,7 @@ async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
     onError: () => undefined,
   });
   try {
-    await migrate(db);
+    if (migrateFirst) await migrate(db);
     return await work(db);
   } finally {
     await db.close();
@@ -73,7 +73,7 @@ program
     withDatabase(async (db) => {
       const applied = await migrate(db);
       process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
-    }),
+    }, { migrateFirst: false }),
   );
 
 const keys = program.command('keys').description('manage API keys');

@@ -2,6 +2,7 @@
  * The composition root: the only place that reads Config to choose and build adapters.
  * Everything else receives what it needs as arguments.
  */
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ReadinessCheck } from './api/operations.ts';
 import type { Config } from './config.ts';
@@ -44,6 +45,7 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     configs: config.embeddings,
     defaultModelId: config.defaultEmbeddingModel,
     modelsDir: config.modelsDir,
+    cacheDir: path.join(config.dataDir, 'model-cache'),
     allowDownload: config.allowModelDownload,
     logger,
   });
