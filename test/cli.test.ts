@@ -1,0 +1,81 @@
+/** The `cairn` command as an operator runs it, in its own process. */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import OpenAI from 'openai';
+import { createTestDatabase, type TestDatabase } from './helpers/harness.ts';
+
+const run = promisify(execFile);
+const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
+
+function cairn(args: string[], env: Record<string, string>) {
+  return run(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env } });
+}
+
+describe('cairn CLI', () => {
+  let database: TestDatabase;
+  let env: Record<string, string>;
+
+  before(async () => {
+    database = await createTestDatabase();
+    env = { DATABASE_URL: database.url, CAIRN_LOG_LEVEL: 'warn' };
+  });
+  after(() => database.drop());
+
+  it('migrates, then says the database is up to date', async () => {
+    assert.match((await cairn(['migrate'], env)).stdout, /applied: 001_projects_keys_usage/);
+    assert.match((await cairn(['migrate'], env)).stdout, /database is up to date/);
+  });
+
+  it('creates a key printed alone on the last line, lists it redacted and revokes it', async () => {
+    const created = await cairn(['keys', 'create', '--project', 'acme', '--name', 'ci'], env);
+    const key = created.stdout.trim().split('\n').at(-1)!;
+    assert.match(key, /^sk-cairn-[A-Za-z0-9_-]{32}$/);
+    const listed = (await cairn(['keys', 'list', '--project', 'acme'], env)).stdout;
+    assert.ok(!listed.includes(key), 'list never shows the key');
+    assert.ok(listed.includes(`${key.slice(0, 13)}…${key.slice(-4)}`));
+    const keyId = listed.split('\t')[0]!;
+    assert.match(listed, /\tactive\n$/);
+    assert.match((await cairn(['keys', 'revoke', keyId], env)).stdout, new RegExp(`revoked ${keyId}`));
+    assert.match((await cairn(['keys', 'list'], env)).stdout, /\trevoked /);
+    await assert.rejects(cairn(['keys', 'revoke', keyId], env), /no active key/);
+  });
+
+  it('stops with a message naming a bad variable', async () => {
+    await assert.rejects(cairn(['migrate'], { ...env, CAIRN_PORT: 'x' }), (error: { code: number; stderr: string }) => {
+      assert.equal(error.code, 2);
+      assert.match(error.stderr, /CAIRN_PORT/);
+      return true;
+    });
+  });
+
+  it('serves embedded with no services, prints a first key once, and stops on SIGTERM', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'cairn-embedded-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
+      env: { ...process.env, CAIRN_DATA_DIR: dataDir, CAIRN_PORT: '0', CAIRN_EMBEDDING_MODEL: 'none', DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const listening = new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output);
+        if (match) resolve(match[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`exited with ${code}: ${output}`)));
+    });
+    const url = await listening;
+    const key = /(sk-cairn-[A-Za-z0-9_-]{32})/.exec(output)?.[1];
+    assert.ok(key, 'the first key is printed');
+    assert.equal(output.split(key).length - 1, 1, 'exactly once');
+    const models = await new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 }).models.list();
+    assert.equal(models.object, 'list');
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});
