@@ -3,6 +3,9 @@ import express, { Router } from 'express';
 import { chatRouter } from './api/chat.ts';
 import { completionsRouter } from './api/completions.ts';
 import { embeddingsRouter } from './api/embeddings.ts';
+import { filesRouter } from './api/files.ts';
+import { KNOWLEDGE_BASE_FLAVOR, VECTOR_STORE_FLAVOR } from './api/knowledge-base-objects.ts';
+import { knowledgeBasesRouter } from './api/knowledge-bases.ts';
 import { modelsRouter } from './api/models.ts';
 import { operationsRouter } from './api/operations.ts';
 import { usageRouter } from './api/usage.ts';
@@ -32,6 +35,9 @@ export function createApp(services: Services): express.Express {
   const embeddingListing = services.embeddings.ids().map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
   v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...embeddingListing]));
   v1.use(usageRouter(services.usage));
+  v1.use(filesRouter(services.files, services.blobs, services.config.maxUploadBytes));
+  v1.use('/knowledge_bases', knowledgeBasesRouter(services.knowledgeBases, services.retriever, KNOWLEDGE_BASE_FLAVOR));
+  v1.use('/vector_stores', knowledgeBasesRouter(services.knowledgeBases, services.retriever, VECTOR_STORE_FLAVOR));
   app.use('/v1', v1);
 
   app.use(notFound());

@@ -24,6 +24,13 @@ const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   QDRANT_URL: z.string().url().optional(),
   QDRANT_API_KEY: z.string().min(1).optional(),
+  QDRANT_BIN: z.string().min(1).optional(),
+  CAIRN_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
+  CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
+  CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
+  CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   CAIRN_MODELS_DIR: z.string().min(1).optional(),
   CAIRN_ALLOW_MODEL_DOWNLOAD: booleanFromEnv.default(true),
   CAIRN_EMBEDDING_MODEL: z.string().min(1).default('Xenova/bge-small-en-v1.5'),
@@ -120,6 +127,9 @@ export interface Config {
   redisUrl: string | undefined;
   qdrantUrl: string | undefined;
   qdrantApiKey: string | undefined;
+  qdrantBin: string | undefined;
+  maxUploadBytes: number;
+  ingest: { concurrency: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string };
   modelsDir: string | undefined;
   allowModelDownload: boolean;
   defaultEmbeddingModel: string;
@@ -128,7 +138,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
-  /** True when no external database is configured: PGlite, in-process jobs, managed Qdrant. */
+  /** True when no external database is configured (PGlite). Jobs and Qdrant have their own switches: REDIS_URL, QDRANT_URL. */
   embedded: boolean;
 }
 
@@ -223,6 +233,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: vars.REDIS_URL,
     qdrantUrl: vars.QDRANT_URL,
     qdrantApiKey: vars.QDRANT_API_KEY,
+    qdrantBin: vars.QDRANT_BIN,
+    maxUploadBytes: vars.CAIRN_MAX_UPLOAD_BYTES,
+    ingest: {
+      concurrency: vars.CAIRN_INGEST_CONCURRENCY,
+      attempts: vars.CAIRN_INGEST_ATTEMPTS,
+      backoffMs: vars.CAIRN_INGEST_BACKOFF_MS,
+      workerLockMs: vars.CAIRN_WORKER_LOCK_MS,
+      queueName: vars.CAIRN_QUEUE_NAME,
+    },
     modelsDir: vars.CAIRN_MODELS_DIR ? path.resolve(vars.CAIRN_MODELS_DIR) : undefined,
     allowModelDownload: vars.CAIRN_ALLOW_MODEL_DOWNLOAD,
     defaultEmbeddingModel: vars.CAIRN_EMBEDDING_MODEL,

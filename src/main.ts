@@ -1,7 +1,9 @@
-/** The `cairn` command: serve | migrate | keys. */
+/** The `cairn` command: serve | worker | migrate | keys | ingest. */
 import { Command } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
+import { runWorker } from '../workers/ingest.ts';
+import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
 import { createServices } from './services.ts';
 import { ApiKeyStore } from './store/api-keys.ts';
@@ -47,10 +49,16 @@ async function serve(): Promise<void> {
     process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
   }
   const running = await startServer(services);
+  const resumed = await services.resumeIngestion();
+  if (resumed > 0) logger.info({ files: resumed }, 'resumed ingestion of files left in progress');
   logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
+  stopOnSignals(logger, () => running.stop());
+}
+
+function stopOnSignals(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
   const shutdown = (signal: string): void => {
     logger.info({ signal }, 'shutting down');
-    running.stop().then(
+    stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
@@ -65,6 +73,39 @@ async function serve(): Promise<void> {
 const program = new Command('cairn').description('OpenAI-compatible inference API with built-in knowledge bases');
 
 program.command('serve').description('run the API server').action(serve);
+
+program
+  .command('worker')
+  .description('run a BullMQ ingestion worker (server mode: REDIS_URL, QDRANT_URL, DATABASE_URL)')
+  .action(async () => {
+    const config = configOrExit();
+    const logger = createLogger(config.logLevel);
+    const worker = await runWorker(config, logger);
+    stopOnSignals(logger, () => worker.stop());
+  });
+
+program
+  .command('ingest')
+  .description('upload files or folders into a knowledge base of a running Cairn, with progress')
+  .argument('<paths...>', 'files or folders (walked recursively, dotfiles skipped)')
+  .requiredOption('--kb <id-or-name>', 'knowledge base id or name')
+  .option('--create', 'create the knowledge base if it does not exist', false)
+  .option('--embedding-model <id>', 'embedding model of a knowledge base created with --create')
+  .option('--base-url <url>', 'Cairn API base URL', process.env.CAIRN_BASE_URL ?? 'http://127.0.0.1:8080/v1')
+  .option('--api-key <key>', 'API key (default: CAIRN_API_KEY or OPENAI_API_KEY)')
+  .option('--concurrency <n>', 'uploads at once', (value) => Number.parseInt(value, 10), 4)
+  .action(async (paths: string[], options: { kb: string; create: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
+    const apiKey = options.apiKey ?? process.env.CAIRN_API_KEY ?? process.env.OPENAI_API_KEY;
+    if (!apiKey) {
+      process.stderr.write('cairn: pass --api-key or set CAIRN_API_KEY\n');
+      process.exit(2);
+    }
+    const { failed } = await runIngest(paths, { ...options, apiKey });
+    if (failed > 0) {
+      process.stderr.write(`${failed} file(s) failed; see GET /v1/knowledge_bases/{id}/files?filter=failed\n`);
+      process.exitCode = 1;
+    }
+  });
 
 program
   .command('migrate')

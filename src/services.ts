@@ -7,13 +7,29 @@ import type { Logger } from 'pino';
 import type { ReadinessCheck } from './api/operations.ts';
 import type { Config } from './config.ts';
 import { EmbeddingModels } from './embeddings/embedding-models.ts';
+import { parseDocument } from './ingest/parsers/index.ts';
+import { IngestPipeline } from './ingest/pipeline.ts';
+import { WordPieceTokenCounter } from './ingest/token-counter.ts';
+import { FileService } from './knowledge/file-service.ts';
+import { KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ModelRegistry } from './models/model-registry.ts';
 import { ModelRouter } from './models/model-router.ts';
+import { BullIngestQueue } from './queue/bullmq-queue.ts';
+import { InProcessIngestQueue } from './queue/in-process-queue.ts';
+import type { IngestQueue } from './queue/ingest-queue.ts';
+import { Retriever } from './rag/retriever.ts';
 import { ApiKeyStore } from './store/api-keys.ts';
+import { LocalBlobStore, type BlobStore } from './store/blob-store.ts';
 import { openDatabase, type Database } from './store/database.ts';
+import { FileStore } from './store/files.ts';
+import { KbFileStore } from './store/kb-files.ts';
+import { KnowledgeBaseStore } from './store/knowledge-bases.ts';
 import { migrate } from './store/migrations.ts';
 import { UsageStore } from './store/usage.ts';
+import { Bm25Encoder } from './vectors/bm25-encoder.ts';
+import { ManagedQdrant } from './vectors/managed-qdrant.ts';
+import { QdrantChunkStore } from './vectors/qdrant-chunk-store.ts';
 
 export interface Services {
   config: Config;
@@ -25,11 +41,60 @@ export interface Services {
   modelRegistry: ModelRegistry;
   modelRouter: ModelRouter;
   embeddings: EmbeddingModels;
+  blobs: BlobStore;
+  chunkStore: QdrantChunkStore;
+  queue: IngestQueue;
+  pipeline: IngestPipeline;
+  files: FileService;
+  knowledgeBases: KnowledgeBaseService;
+  retriever: Retriever;
   readiness: ReadinessCheck[];
+  /** Re-enqueues files left `in_progress` (embedded mode: by a restart). */
+  resumeIngestion(): Promise<number>;
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config, logger: Logger): Promise<Services> {
+/** Which process this is: the API (enqueues, and runs jobs itself in embedded mode) or a BullMQ worker. */
+export type Role = 'api' | 'worker';
+
+async function startVectorStore(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
+  if (config.qdrantUrl) return { url: config.qdrantUrl, stop: async () => undefined };
+  const managed = await ManagedQdrant.start({
+    binary: config.qdrantBin,
+    storageDir: path.join(config.dataDir, 'qdrant'),
+    logger: logger.child({ component: 'qdrant' }),
+  });
+  logger.info({ url: managed.url }, 'managed Qdrant started');
+  return { url: managed.url, stop: () => managed.stop() };
+}
+
+/**
+ * The default embedding model is checked once at startup. If it cannot be loaded (no weights
+ * cached and no download allowed, say), one warning is logged and new knowledge bases that do
+ * not name a model become lexical-only, visibly (`embedding_model: "none"`).
+ */
+function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger): () => Promise<string> {
+  let checked: Promise<string> | undefined;
+  return () => {
+    checked ??= (async () => {
+      const embedder = embeddings.default();
+      if (!embedder) return LEXICAL_ONLY;
+      try {
+        await embedder.dimensions();
+        return embedder.id;
+      } catch (error) {
+        logger.warn(
+          { model: embedder.id, reason: (error as Error).message },
+          'default embedding model unavailable: new knowledge bases without an explicit embedding_model will be lexical-only (BM25)',
+        );
+        return LEXICAL_ONLY;
+      }
+    })();
+    return checked;
+  };
+}
+
+export async function createServices(config: Config, logger: Logger, role: Role = 'api'): Promise<Services> {
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -50,9 +115,40 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     logger,
   });
   const usage = new UsageStore(db, (error) => logger.error({ err: error }, 'could not write usage records'));
+  const vectorStore = await startVectorStore(config, logger);
+  const chunkStore = new QdrantChunkStore({ url: vectorStore.url, apiKey: config.qdrantApiKey });
+  const blobs = new LocalBlobStore(path.join(config.dataDir, 'blobs'));
+  const fileStore = new FileStore(db);
+  const kbStore = new KnowledgeBaseStore(db);
+  const kbFiles = new KbFileStore(db);
+  const bm25 = new Bm25Encoder();
+  // Chunks are sized with the shipped BERT WordPiece tokenizer, the tokenizer of the default
+  // embedders (bge, MiniLM, e5); an embedder with another tokenizer gets sizes that are close.
+  let tokenCounter: Promise<WordPieceTokenCounter> | undefined;
+  const pipeline = new IngestPipeline({
+    kbs: kbStore,
+    kbFiles,
+    files: fileStore,
+    blobs,
+    parse: (bytes, filename, signal) => parseDocument(bytes, filename, { signal }),
+    tokenCounter: () => (tokenCounter ??= WordPieceTokenCounter.load()),
+    embeddings,
+    bm25,
+    chunkStore,
+    logger,
+  });
+  const retry = { attempts: config.ingest.attempts, backoffMs: config.ingest.backoffMs };
+  const queue: IngestQueue = config.redisUrl
+    ? new BullIngestQueue(config.redisUrl, config.ingest.queueName, retry)
+    : new InProcessIngestQueue(pipeline.handle, logger, config.ingest.concurrency, retry);
+  const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
+  if (role === 'api') void defaultEmbeddingModel();
+  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
 
   const readiness: ReadinessCheck[] = [
     { name: 'database', check: async () => void (await db.query('SELECT 1')) },
+    { name: 'vector_store', check: () => chunkStore.health() },
+    { name: 'queue', check: () => queue.health() },
     ...modelRegistry.routes().map((route) => ({
       name: `model:${route.id}`,
       // A model is ready when at least one of its replicas answers.
@@ -70,10 +166,24 @@ export async function createServices(config: Config, logger: Logger): Promise<Se
     modelRegistry,
     modelRouter: new ModelRouter(modelRegistry, metrics),
     embeddings,
+    blobs,
+    chunkStore,
+    queue,
+    pipeline,
+    files: new FileService(fileStore, blobs, knowledgeBases),
+    knowledgeBases,
+    retriever: new Retriever(knowledgeBases, chunkStore, embeddings, bm25),
     readiness,
+    async resumeIngestion() {
+      const pending = await kbFiles.inProgress();
+      await queue.enqueue(pending.map((file) => ({ kbFileId: file.id })));
+      return pending.length;
+    },
     async close() {
+      await queue.close();
       await usage.close();
       await Promise.allSettled([modelRegistry.close(), embeddings.close()]);
+      await vectorStore.stop();
       await db.close();
     },
   };

@@ -56,14 +56,15 @@ describe('cairn CLI', () => {
   it('serves embedded with no services, prints a first key once, and stops on SIGTERM', async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'cairn-embedded-'));
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], {
-      env: { ...process.env, CAIRN_DATA_DIR: dataDir, CAIRN_PORT: '0', CAIRN_EMBEDDING_MODEL: 'none', DATABASE_URL: '' },
+      // Nothing external: PGlite, in-process jobs and a managed Qdrant, all under the data dir.
+      env: { ...process.env, CAIRN_DATA_DIR: dataDir, CAIRN_PORT: '0', CAIRN_EMBEDDING_MODEL: 'none', DATABASE_URL: '', REDIS_URL: '', QDRANT_URL: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
     const listening = new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString();
-        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output);
+        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"cairn listening"/.exec(output);
         if (match) resolve(match[1]!);
       });
       child.once('exit', (code) => reject(new Error(`exited with ${code}: ${output}`)));
@@ -74,6 +75,8 @@ describe('cairn CLI', () => {
     assert.equal(output.split(key).length - 1, 1, 'exactly once');
     const models = await new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 }).models.list();
     assert.equal(models.object, 'list');
+    const ready = (await (await fetch(`${url}/readyz`)).json()) as { checks: Record<string, string> };
+    assert.deepEqual(ready.checks, { database: 'ok', vector_store: 'ok', queue: 'ok' });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { createServices, type Services } from '../../src/services.ts';
+import { acquireTestQdrant } from './qdrant.ts';
 
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -77,6 +78,7 @@ export interface TestCairn {
 export async function startCairn(options: CairnOptions = {}): Promise<TestCairn> {
   const dir = await mkdtemp(path.join(tmpdir(), 'cairn-test-'));
   const database = options.pglite ? undefined : await createTestDatabase();
+  const qdrant = options.env?.QDRANT_URL ? undefined : await acquireTestQdrant();
   const configFile = path.join(dir, 'models.json');
   await writeFile(configFile, JSON.stringify(options.modelConfig ?? {}));
   const config = loadConfig({
@@ -86,6 +88,8 @@ export async function startCairn(options: CairnOptions = {}): Promise<TestCairn>
     CAIRN_ALLOW_MODEL_DOWNLOAD: 'false',
     CAIRN_LOG_LEVEL: 'info',
     CAIRN_SHUTDOWN_TIMEOUT_MS: '5000',
+    CAIRN_INGEST_BACKOFF_MS: '50',
+    ...(qdrant ? { QDRANT_URL: qdrant.url } : {}),
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });
@@ -106,6 +110,7 @@ export async function startCairn(options: CairnOptions = {}): Promise<TestCairn>
     newKey: async (project) => (await services.keys.create(project)).key,
     async stop() {
       await server.stop();
+      await qdrant?.release();
       await database?.drop();
       await rm(dir, { recursive: true, force: true });
     },

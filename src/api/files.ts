@@ -1,0 +1,80 @@
+/** /v1/files — OpenAI's Files API: upload (multipart), list, retrieve, download, delete. */
+import { Router } from 'express';
+import { z } from 'zod';
+import type { FileService } from '../knowledge/file-service.ts';
+import { callerOf } from '../http/context.ts';
+import { methodNotAllowed } from '../http/error-handler.ts';
+import { createSingleFileUpload } from '../http/multipart.ts';
+import { parseRequest } from '../http/validate.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { StoredFile } from '../store/files.ts';
+import { listBody, pageQuery, pageRequest } from './pagination.ts';
+
+const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals', 'knowledge_base'] as const;
+
+const uploadFields = z.object({ purpose: z.enum(PURPOSES) });
+const listQuery = pageQuery(100, 10_000).extend({ purpose: z.string().min(1).optional() });
+
+export function fileObject(file: StoredFile) {
+  return {
+    id: file.id,
+    object: 'file' as const,
+    bytes: file.bytes,
+    created_at: Math.floor(file.createdAt.getTime() / 1000),
+    filename: file.filename,
+    purpose: file.purpose,
+    status: 'processed' as const,
+    status_details: null,
+    expires_at: null,
+  };
+}
+
+export function filesRouter(files: FileService, blobs: BlobStore, maxUploadBytes: number): Router {
+  const router = Router();
+  const receive = createSingleFileUpload(blobs, maxUploadBytes);
+
+  router
+    .route('/files')
+    .post(async (req, res) => {
+      const { projectId } = callerOf(res);
+      const upload = await receive(req, res);
+      try {
+        const { purpose } = parseRequest(uploadFields, upload.fields);
+        res.json(fileObject(await files.create(projectId, upload.staged, upload.originalName, purpose)));
+      } catch (error) {
+        await blobs.discard(upload.staged);
+        throw error;
+      }
+    })
+    .get(async (req, res) => {
+      const query = parseRequest(listQuery, { ...req.query });
+      const page = await files.list(callerOf(res).projectId, pageRequest(query), query.purpose);
+      res.json(listBody(page, fileObject, (file) => file.id));
+    })
+    .all(methodNotAllowed(['GET', 'POST']));
+
+  router
+    .route('/files/:fileId')
+    .get(async (req, res) => {
+      res.json(fileObject(await files.get(callerOf(res).projectId, req.params.fileId!)));
+    })
+    .delete(async (req, res) => {
+      const deleted = await files.delete(callerOf(res).projectId, req.params.fileId!);
+      res.json({ id: deleted.id, object: 'file', deleted: true });
+    })
+    .all(methodNotAllowed(['GET', 'DELETE']));
+
+  router
+    .route('/files/:fileId/content')
+    .get(async (req, res) => {
+      const { file, stream } = await files.content(callerOf(res).projectId, req.params.fileId!);
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', String(file.bytes));
+      res.attachment(file.filename);
+      stream.on('error', (error) => res.destroy(error));
+      stream.pipe(res);
+    })
+    .all(methodNotAllowed(['GET']));
+
+  return router;
+}

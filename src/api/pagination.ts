@@ -1,0 +1,26 @@
+/** OpenAI's list query parameters and list envelope. */
+import { z } from 'zod';
+import type { Page, PageRequest } from '../store/pagination.ts';
+
+export function pageQuery(defaultLimit: number, maxLimit: number) {
+  return z.object({
+    limit: z.coerce.number().int().min(1).max(maxLimit).default(defaultLimit),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    after: z.string().min(1).optional(),
+    before: z.string().min(1).optional(),
+  });
+}
+
+export function pageRequest(query: { limit: number; order: 'asc' | 'desc'; after?: string; before?: string }): PageRequest {
+  return { limit: query.limit, order: query.order, after: query.after, before: query.before };
+}
+
+export function listBody<T, Out>(page: Page<T>, shape: (item: T) => Out, idOf: (item: T) => string) {
+  return {
+    object: 'list' as const,
+    data: page.data.map(shape),
+    first_id: page.data[0] ? idOf(page.data[0]) : null,
+    last_id: page.data.length > 0 ? idOf(page.data[page.data.length - 1]!) : null,
+    has_more: page.hasMore,
+  };
+}

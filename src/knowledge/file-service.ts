@@ -1,0 +1,47 @@
+/** Uploaded files: bytes in the blob store, rows in the files table, removal from every knowledge base on delete. */
+import type { Readable } from 'node:stream';
+import { NotFoundError } from '../errors.ts';
+import type { BlobStore, StagedBlob } from '../store/blob-store.ts';
+import type { FileStore, StoredFile } from '../store/files.ts';
+import type { Page, PageRequest } from '../store/pagination.ts';
+import { sanitizeFilename } from './filenames.ts';
+import type { KnowledgeBaseService } from './knowledge-base-service.ts';
+
+export class FileService {
+  constructor(
+    private readonly files: FileStore,
+    private readonly blobs: BlobStore,
+    private readonly knowledgeBases: KnowledgeBaseService,
+  ) {}
+
+  /** Commits bytes already staged (streamed to disk and hashed while uploading). */
+  async create(projectId: string, staged: StagedBlob, filename: string, purpose: string): Promise<StoredFile> {
+    await this.blobs.commit(staged);
+    return this.files.create({ projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256 });
+  }
+
+  async get(projectId: string, id: string): Promise<StoredFile> {
+    const file = await this.files.get(projectId, id);
+    if (!file) throw new NotFoundError(`No such File object: ${id}`, { param: 'file_id' });
+    return file;
+  }
+
+  list(projectId: string, page: PageRequest, purpose?: string): Promise<Page<StoredFile>> {
+    return this.files.list(projectId, page, purpose);
+  }
+
+  async content(projectId: string, id: string): Promise<{ file: StoredFile; stream: Readable }> {
+    const file = await this.get(projectId, id);
+    return { file, stream: this.blobs.open(file.sha256) };
+  }
+
+  /** Detaches the file from every knowledge base (removing its chunks), then deletes it. */
+  async delete(projectId: string, id: string): Promise<StoredFile> {
+    await this.get(projectId, id);
+    await this.knowledgeBases.detachEverywhere(projectId, id);
+    const result = await this.files.delete(projectId, id);
+    if (!result) throw new NotFoundError(`No such File object: ${id}`, { param: 'file_id' });
+    if (!result.blobStillUsed) await this.blobs.delete(result.deleted.sha256);
+    return result.deleted;
+  }
+}

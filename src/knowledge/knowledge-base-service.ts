@@ -1,0 +1,209 @@
+/**
+ * Knowledge bases and the files attached to them: creation (pinning the embedding model),
+ * attaching files (which enqueues ingestion), detaching and deleting (which removes chunks).
+ */
+import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
+import { EmbeddingModelUnavailableError } from '../embeddings/errors.ts';
+import { InvalidRequestError, NotFoundError } from '../errors.ts';
+import type { IngestQueue } from '../queue/ingest-queue.ts';
+import type { FileStore } from '../store/files.ts';
+import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileStore } from '../store/kb-files.ts';
+import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
+import type { Page, PageRequest } from '../store/pagination.ts';
+import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
+
+export const LEXICAL_ONLY = 'none';
+
+export interface NewKnowledgeBaseRequest {
+  name?: string;
+  description?: string | null;
+  metadata?: Record<string, string>;
+  embedding_model?: string;
+  chunking_strategy?: ChunkingStrategy;
+  file_ids?: string[];
+}
+
+export interface AttachRequest {
+  file_id: string;
+  attributes?: Attributes;
+  chunking_strategy?: ChunkingStrategy;
+}
+
+export function collectionOf(chunkStore: QdrantChunkStore, kb: Pick<KnowledgeBase, 'embeddingModel' | 'embeddingDimensions'>): string {
+  return kb.embeddingModel === LEXICAL_ONLY
+    ? chunkStore.collectionName(null, null)
+    : chunkStore.collectionName(kb.embeddingModel, kb.embeddingDimensions);
+}
+
+export class KnowledgeBaseService {
+  constructor(
+    private readonly kbs: KnowledgeBaseStore,
+    private readonly kbFiles: KbFileStore,
+    private readonly files: FileStore,
+    private readonly queue: IngestQueue,
+    private readonly chunkStore: QdrantChunkStore,
+    private readonly embeddings: EmbeddingModels,
+    /** Resolves to the default embedding model's id when it can be loaded, else to 'none'. */
+    private readonly defaultEmbeddingModel: () => Promise<string>,
+  ) {}
+
+  async create(projectId: string, request: NewKnowledgeBaseRequest): Promise<KnowledgeBase> {
+    const embeddingModel = request.embedding_model ?? (await this.defaultEmbeddingModel());
+    const embeddingDimensions = await this.dimensionsOf(embeddingModel);
+    const chunkingStrategy = request.chunking_strategy ?? { type: 'auto' };
+    const existing = request.file_ids ? await this.requireFiles(projectId, request.file_ids, 'file_ids') : [];
+    const kb = await this.kbs.create({
+      projectId,
+      name: request.name ?? '',
+      description: request.description ?? null,
+      metadata: request.metadata ?? {},
+      embeddingModel,
+      embeddingDimensions,
+      chunkingStrategy,
+    });
+    if (existing.length > 0) {
+      await this.attachAll(projectId, kb, existing.map((fileId) => ({ fileId, attributes: {}, chunkingStrategy })));
+      return (await this.kbs.get(projectId, kb.id))!;
+    }
+    return kb;
+  }
+
+  /** Pins the embedding model: it must load now, so that ingestion cannot fail later for lack of weights. */
+  private async dimensionsOf(embeddingModel: string): Promise<number | null> {
+    if (embeddingModel === LEXICAL_ONLY) return null;
+    const embedder = this.embeddings.get(embeddingModel);
+    if (!embedder) {
+      throw new InvalidRequestError(
+        `Unknown embedding model '${embeddingModel}'. Use one listed in the model config's \`embeddings\`, the default (${this.embeddings.ids().join(', ') || 'none configured'}), or "none" for a lexical-only knowledge base.`,
+        { param: 'embedding_model' },
+      );
+    }
+    try {
+      return await embedder.dimensions();
+    } catch (error) {
+      if (error instanceof EmbeddingModelUnavailableError) {
+        throw new InvalidRequestError(error.message, { param: 'embedding_model', code: 'embedding_model_unavailable' });
+      }
+      throw error;
+    }
+  }
+
+  async get(projectId: string, id: string): Promise<KnowledgeBase> {
+    const kb = await this.kbs.get(projectId, id);
+    if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
+    return kb;
+  }
+
+  async find(projectId: string, idOrName: string): Promise<KnowledgeBase | undefined> {
+    return this.kbs.find(projectId, idOrName);
+  }
+
+  async touch(id: string): Promise<void> {
+    await this.kbs.touch(id);
+  }
+
+  list(projectId: string, page: PageRequest): Promise<Page<KnowledgeBase>> {
+    return this.kbs.list(projectId, page);
+  }
+
+  async update(projectId: string, id: string, changes: { name?: string; description?: string | null; metadata?: Record<string, string> }): Promise<KnowledgeBase> {
+    const kb = await this.kbs.update(projectId, id, changes);
+    if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
+    return kb;
+  }
+
+  async delete(projectId: string, id: string): Promise<KnowledgeBase> {
+    const kb = await this.get(projectId, id);
+    const attached = await this.kbFiles.list(projectId, id, { limit: 100_000, order: 'asc' });
+    await Promise.all(attached.data.map((file) => this.queue.cancel(file.id)));
+    await this.kbs.delete(projectId, id);
+    // Rows first, points second: a job still running finds its row gone and removes what it wrote.
+    await this.chunkStore.deleteKnowledgeBase(collectionOf(this.chunkStore, kb), { projectId, kbId: id });
+    return kb;
+  }
+
+  async attach(projectId: string, kbId: string, request: AttachRequest): Promise<KbFile> {
+    const kb = await this.get(projectId, kbId);
+    await this.requireFiles(projectId, [request.file_id], 'file_id');
+    const [attached] = await this.attachAll(projectId, kb, [
+      { fileId: request.file_id, attributes: request.attributes ?? {}, chunkingStrategy: request.chunking_strategy ?? kb.chunkingStrategy },
+    ]);
+    return attached!;
+  }
+
+  private async attachAll(projectId: string, kb: KnowledgeBase, attachments: Attachment[]): Promise<KbFile[]> {
+    const attached = await this.kbFiles.attach(projectId, kb.id, attachments);
+    await this.queue.enqueue(attached.map((file) => ({ kbFileId: file.id })));
+    return attached;
+  }
+
+  async createBatch(
+    projectId: string,
+    kbId: string,
+    request: { file_ids: string[]; attributes?: Attributes; chunking_strategy?: ChunkingStrategy },
+  ): Promise<{ batch: FileBatch; files: KbFile[] }> {
+    const kb = await this.get(projectId, kbId);
+    const fileIds = [...new Set(request.file_ids)];
+    await this.requireFiles(projectId, fileIds, 'file_ids');
+    const chunkingStrategy = request.chunking_strategy ?? kb.chunkingStrategy;
+    const result = await this.kbFiles.createBatch(
+      projectId,
+      kbId,
+      fileIds.map((fileId) => ({ fileId, attributes: request.attributes ?? {}, chunkingStrategy })),
+    );
+    await this.queue.enqueue(result.files.map((file) => ({ kbFileId: file.id })));
+    return result;
+  }
+
+  async getBatch(projectId: string, kbId: string, batchId: string): Promise<FileBatch> {
+    const batch = await this.kbFiles.getBatch(projectId, kbId, batchId);
+    if (!batch) throw new NotFoundError(`No file batch found with id '${batchId}'.`, { param: 'batch_id' });
+    return batch;
+  }
+
+  async cancelBatch(projectId: string, kbId: string, batchId: string): Promise<FileBatch> {
+    const kb = await this.get(projectId, kbId);
+    await this.getBatch(projectId, kbId, batchId);
+    const cancelled = await this.kbFiles.cancelBatch(projectId, kbId, batchId);
+    for (const file of cancelled) {
+      await this.queue.cancel(file.id);
+      await this.chunkStore.deleteFile(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId: file.fileId });
+    }
+    return this.getBatch(projectId, kbId, batchId);
+  }
+
+  async listFiles(projectId: string, kbId: string, page: PageRequest, options: { status?: KbFileStatus; batchId?: string }): Promise<Page<KbFile>> {
+    await this.get(projectId, kbId);
+    return this.kbFiles.list(projectId, kbId, page, options);
+  }
+
+  async getFile(projectId: string, kbId: string, fileId: string): Promise<KbFile> {
+    await this.get(projectId, kbId);
+    const file = await this.kbFiles.get(projectId, kbId, fileId);
+    if (!file) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
+    return file;
+  }
+
+  /** Removes the file from the knowledge base (not from storage) and its chunks; cancels its ingestion. */
+  async detach(projectId: string, kbId: string, fileId: string): Promise<KbFile> {
+    const kb = await this.get(projectId, kbId);
+    const removed = await this.kbFiles.delete(projectId, kbId, fileId);
+    if (!removed) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
+    await this.queue.cancel(removed.id);
+    await this.chunkStore.deleteFile(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId });
+    return removed;
+  }
+
+  async detachEverywhere(projectId: string, fileId: string): Promise<void> {
+    for (const attachment of await this.kbFiles.ofFile(projectId, fileId)) {
+      await this.detach(projectId, attachment.kbId, fileId);
+    }
+  }
+
+  private async requireFiles(projectId: string, ids: string[], param: string): Promise<string[]> {
+    const found = new Set((await this.files.getMany(projectId, ids)).map((file) => file.id));
+    const missing = ids.find((id) => !found.has(id));
+    if (missing) throw new NotFoundError(`No such File object: ${missing}`, { param });
+    return ids;
+  }
+}

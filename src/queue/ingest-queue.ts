@@ -1,0 +1,32 @@
+/** The job-queue port for ingestion. BullMQ (server mode) and an in-process runner (embedded) implement it. */
+
+export interface IngestJob {
+  /** The knowledge-base-file row id; also the job id, so duplicate jobs collapse. */
+  kbFileId: string;
+}
+
+export interface JobContext {
+  /** Aborted when the job is cancelled or the process shuts down. */
+  signal: AbortSignal;
+  attempt: number;
+  /** On the last attempt a transient failure becomes the file's `last_error`. */
+  isFinalAttempt: boolean;
+}
+
+/** Throws for transient failures (retried with backoff); permanent ones are recorded by the handler itself. */
+export type IngestHandler = (job: IngestJob, context: JobContext) => Promise<void>;
+
+export interface IngestQueue {
+  enqueue(jobs: IngestJob[]): Promise<void>;
+  /** Best effort: stops a queued or running job. The database row stays the source of truth. */
+  cancel(kbFileId: string): Promise<void>;
+  health(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoffMs: 1_000 };

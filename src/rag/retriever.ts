@@ -1,0 +1,134 @@
+/**
+ * Retrieval over one or more knowledge bases: encode the query once per embedding model
+ * (BM25 sparse always, dense when the KB has a model), query each KB's collection in Qdrant
+ * (hybrid prefetch + RRF inside Qdrant), then fuse the per-KB lists by reciprocal rank.
+ * The search endpoint and grounded chat both call this.
+ */
+import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
+import { collectionOf, type KnowledgeBaseService, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
+import type { Attributes } from '../store/kb-files.ts';
+import type { KnowledgeBase } from '../store/knowledge-bases.ts';
+import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
+import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
+import type { OpenAIFilter } from '../vectors/qdrant-filters.ts';
+
+export interface KnowledgeBaseQuery {
+  id: string;
+  filters?: OpenAIFilter;
+  maxResults?: number;
+  scoreThreshold?: number;
+}
+
+export interface RetrievalOptions {
+  query: string;
+  maxResults: number;
+  scoreThreshold?: number;
+}
+
+export interface RetrievedChunk {
+  chunkId: string;
+  knowledgeBaseId: string;
+  fileId: string;
+  filename: string;
+  /** Relevance in [0, 1]; see `relevance`. */
+  score: number;
+  text: string;
+  pageStart?: number;
+  pageEnd?: number;
+  title?: string;
+  chunkIndex: number;
+  attributes: Attributes;
+}
+
+const RRF_K = 60;
+
+/**
+ * Qdrant's raw scores differ by mode (BM25 sums are unbounded, RRF scores are tiny), so they are
+ * mapped to [0, 1] the same way for every KB: a saturating curve for BM25 keeps weak lexical
+ * matches low in absolute terms, and hybrid RRF is divided by its best possible value.
+ */
+function relevance(raw: number, lexicalOnly: boolean): number {
+  if (lexicalOnly) return 1 - Math.exp(-raw / 8);
+  return Math.min(1, raw / (2 / (1 + RRF_K)));
+}
+
+export class Retriever {
+  constructor(
+    private readonly knowledgeBases: KnowledgeBaseService,
+    private readonly chunkStore: QdrantChunkStore,
+    private readonly embeddings: EmbeddingModels,
+    private readonly bm25: Bm25Encoder,
+  ) {}
+
+  /** Resolves every KB in the caller's project first: an unknown or foreign id is a 404 before any search runs. */
+  async resolve(projectId: string, queries: KnowledgeBaseQuery[]): Promise<KnowledgeBase[]> {
+    return Promise.all(queries.map((query) => this.knowledgeBases.get(projectId, query.id)));
+  }
+
+  async search(projectId: string, queries: KnowledgeBaseQuery[], options: RetrievalOptions): Promise<RetrievedChunk[]> {
+    const kbs = await this.resolve(projectId, queries);
+    const sparse = this.bm25.encodeQuery(options.query);
+    const denseByModel = new Map<string, Promise<number[]>>();
+    const denseFor = (model: string): Promise<number[]> => {
+      let vector = denseByModel.get(model);
+      if (!vector) {
+        const embedder = this.embeddings.get(model);
+        if (!embedder) throw new Error(`embedding model ${model} of a knowledge base is no longer configured`);
+        vector = embedder.embed([options.query]).then((batch) => Array.from(batch.vectors[0]!));
+        denseByModel.set(model, vector);
+      }
+      return vector;
+    };
+
+    const perKb = await Promise.all(
+      kbs.map(async (kb, i) => {
+        const query = queries[i]!;
+        const lexicalOnly = kb.embeddingModel === LEXICAL_ONLY;
+        const limit = query.maxResults ?? options.maxResults;
+        const hits = await this.chunkStore.search(collectionOf(this.chunkStore, kb), {
+          projectId,
+          kbId: kb.id,
+          sparse,
+          dense: lexicalOnly ? undefined : await denseFor(kb.embeddingModel),
+          limit,
+          filter: query.filters,
+        });
+        const threshold = query.scoreThreshold ?? options.scoreThreshold ?? 0;
+        return hits
+          .map((hit): RetrievedChunk => ({
+            chunkId: String(hit.id),
+            knowledgeBaseId: kb.id,
+            fileId: hit.payload.file_id,
+            filename: hit.payload.filename,
+            score: relevance(hit.score, lexicalOnly),
+            text: hit.payload.text,
+            pageStart: hit.payload.page_start ?? undefined,
+            pageEnd: hit.payload.page_end ?? undefined,
+            title: hit.payload.title ?? undefined,
+            chunkIndex: hit.payload.chunk_index,
+            attributes: hit.payload.attributes ?? {},
+          }))
+          .filter((hit) => hit.score >= threshold);
+      }),
+    );
+    await Promise.all(kbs.map((kb) => this.knowledgeBases.touch(kb.id)));
+    return fuse(perKb, options.maxResults);
+  }
+}
+
+/** Reciprocal-rank fusion across knowledge bases; a single list passes through in its order. */
+export function fuse(lists: RetrievedChunk[][], limit: number): RetrievedChunk[] {
+  if (lists.length === 1) return lists[0]!.slice(0, limit);
+  const fused = new Map<string, { chunk: RetrievedChunk; score: number }>();
+  for (const list of lists) {
+    list.forEach((chunk, rank) => {
+      const entry = fused.get(chunk.chunkId) ?? { chunk, score: 0 };
+      entry.score += 1 / (RRF_K + rank + 1);
+      fused.set(chunk.chunkId, entry);
+    });
+  }
+  return [...fused.values()]
+    .sort((a, b) => b.score - a.score || b.chunk.score - a.chunk.score)
+    .slice(0, limit)
+    .map((entry) => entry.chunk);
+}

@@ -1,0 +1,86 @@
+/** The files table: uploaded files of a project. */
+import { newId } from '../ids.ts';
+import type { Database } from './database.ts';
+import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
+
+export interface StoredFile {
+  id: string;
+  projectId: string;
+  filename: string;
+  purpose: string;
+  bytes: number;
+  sha256: string;
+  createdAt: Date;
+}
+
+interface FileRow {
+  id: string;
+  project_id: string;
+  filename: string;
+  purpose: string;
+  bytes: string | number;
+  sha256: string;
+  created_at: Date | string;
+}
+
+const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, created_at';
+
+function toFile(row: FileRow): StoredFile {
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    filename: row.filename,
+    purpose: row.purpose,
+    bytes: Number(row.bytes),
+    sha256: row.sha256,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+export class FileStore {
+  constructor(private readonly db: Database) {}
+
+  async create(file: Omit<StoredFile, 'id' | 'createdAt'>): Promise<StoredFile> {
+    const rows = await this.db.query<FileRow>(
+      `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+      [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256],
+    );
+    return toFile(rows[0]!);
+  }
+
+  async get(projectId: string, id: string): Promise<StoredFile | undefined> {
+    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = $2`, [projectId, id]);
+    return rows[0] && toFile(rows[0]);
+  }
+
+  /** Files of the project among `ids`; missing or foreign ids are simply absent. */
+  async getMany(projectId: string, ids: string[]): Promise<StoredFile[]> {
+    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = ANY($2::text[])`, [projectId, ids]);
+    return rows.map(toFile);
+  }
+
+  async list(projectId: string, page: PageRequest, purpose?: string): Promise<Page<StoredFile>> {
+    const { where, orderLimit, params } = keyset(
+      page,
+      { createdAt: 'created_at', id: 'id' },
+      (param) => `SELECT created_at, id FROM files WHERE project_id = $1 AND id = ${param}`,
+      3,
+    );
+    const rows = await this.db.query<FileRow>(
+      `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2)${where}${orderLimit}`,
+      [projectId, purpose ?? null, ...params],
+    );
+    return toPage(rows.map(toFile), page.limit);
+  }
+
+  /** Deletes the row; returns whether another file still uses the same bytes. */
+  async delete(projectId: string, id: string): Promise<{ deleted: StoredFile; blobStillUsed: boolean } | undefined> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.query<FileRow>(`DELETE FROM files WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`, [projectId, id]);
+      if (!rows[0]) return undefined;
+      const deleted = toFile(rows[0]);
+      const others = await tx.query('SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1', [deleted.sha256]);
+      return { deleted, blobStillUsed: others.length > 0 };
+    });
+  }
+}

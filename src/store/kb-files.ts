@@ -1,0 +1,241 @@
+/** Files attached to knowledge bases, their ingestion state, and file batches. */
+import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.ts';
+import type { Database, Queryable } from './database.ts';
+import type { ChunkingStrategy, FileCounts } from './knowledge-bases.ts';
+import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
+
+export type KbFileStatus = 'in_progress' | 'completed' | 'failed' | 'cancelled';
+export type Attributes = Record<string, string | number | boolean>;
+
+export interface KbFile {
+  /** Row id: also the ingestion job id, so duplicate jobs collapse. */
+  id: string;
+  kbId: string;
+  fileId: string;
+  projectId: string;
+  batchId: string | null;
+  status: KbFileStatus;
+  lastError: { code: string; message: string } | null;
+  attributes: Attributes;
+  chunkingStrategy: ChunkingStrategy;
+  chunkCount: number;
+  usageBytes: number;
+  progress: number;
+  generation: string;
+  createdAt: Date;
+}
+
+interface KbFileRow {
+  id: string;
+  kb_id: string;
+  file_id: string;
+  project_id: string;
+  batch_id: string | null;
+  status: KbFileStatus;
+  last_error: { code: string; message: string } | null;
+  attributes: Attributes;
+  chunking_strategy: ChunkingStrategy;
+  chunk_count: number;
+  usage_bytes: string | number;
+  progress: number;
+  generation: string;
+  created_at: Date | string;
+}
+
+const COLUMNS = `id, kb_id, file_id, project_id, batch_id, status, last_error, attributes, chunking_strategy,
+  chunk_count, usage_bytes, progress, generation, created_at`;
+
+function toKbFile(row: KbFileRow): KbFile {
+  return {
+    id: row.id,
+    kbId: row.kb_id,
+    fileId: row.file_id,
+    projectId: row.project_id,
+    batchId: row.batch_id,
+    status: row.status,
+    lastError: row.last_error,
+    attributes: row.attributes,
+    chunkingStrategy: row.chunking_strategy,
+    chunkCount: row.chunk_count,
+    usageBytes: Number(row.usage_bytes),
+    progress: row.progress,
+    generation: row.generation,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+export interface Attachment {
+  fileId: string;
+  attributes: Attributes;
+  chunkingStrategy: ChunkingStrategy;
+}
+
+export interface FileBatch {
+  id: string;
+  kbId: string;
+  cancelled: boolean;
+  createdAt: Date;
+  fileCounts: FileCounts;
+}
+
+export class KbFileStore {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Attaches files (re-attaching restarts ingestion with a new generation). Runs in one
+   * transaction so a batch is all or nothing.
+   */
+  async attach(projectId: string, kbId: string, attachments: Attachment[], batchId: string | null = null, tx?: Queryable): Promise<KbFile[]> {
+    const run = async (q: Queryable) => {
+      const attached: KbFile[] = [];
+      for (const attachment of attachments) {
+        const rows = await q.query<KbFileRow>(
+          `INSERT INTO knowledge_base_files (id, kb_id, file_id, project_id, batch_id, status, attributes, chunking_strategy, generation)
+           VALUES ($1, $2, $3, $4, $5, 'in_progress', $6, $7, $8)
+           ON CONFLICT (kb_id, file_id) DO UPDATE SET status = 'in_progress', last_error = NULL, progress = 0,
+             attributes = EXCLUDED.attributes, chunking_strategy = EXCLUDED.chunking_strategy,
+             batch_id = EXCLUDED.batch_id, generation = EXCLUDED.generation, updated_at = now()
+           RETURNING ${COLUMNS}`,
+          [newId('kbf_', 24), kbId, attachment.fileId, projectId, batchId, JSON.stringify(attachment.attributes),
+            JSON.stringify(attachment.chunkingStrategy), randomUUID()],
+        );
+        attached.push(toKbFile(rows[0]!));
+      }
+      return attached;
+    };
+    return tx ? run(tx) : this.db.transaction(run);
+  }
+
+  async get(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
+    const rows = await this.db.query<KbFileRow>(
+      `SELECT ${COLUMNS} FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3`,
+      [projectId, kbId, fileId],
+    );
+    return rows[0] && toKbFile(rows[0]);
+  }
+
+  async byId(id: string): Promise<KbFile | undefined> {
+    const rows = await this.db.query<KbFileRow>(`SELECT ${COLUMNS} FROM knowledge_base_files WHERE id = $1`, [id]);
+    return rows[0] && toKbFile(rows[0]);
+  }
+
+  async list(
+    projectId: string,
+    kbId: string,
+    page: PageRequest,
+    options: { status?: KbFileStatus; batchId?: string } = {},
+  ): Promise<Page<KbFile>> {
+    const { where, orderLimit, params } = keyset(
+      page,
+      { createdAt: 'created_at', id: 'file_id' },
+      (param) => `SELECT created_at, file_id FROM knowledge_base_files WHERE kb_id = $2 AND file_id = ${param}`,
+      5,
+    );
+    const rows = await this.db.query<KbFileRow>(
+      `SELECT ${COLUMNS} FROM knowledge_base_files
+       WHERE project_id = $1 AND kb_id = $2 AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR batch_id = $4)${where}${orderLimit}`,
+      [projectId, kbId, options.status ?? null, options.batchId ?? null, ...params],
+    );
+    return toPage(rows.map(toKbFile), page.limit);
+  }
+
+  /** Every attachment of a file, across the project's knowledge bases. */
+  async ofFile(projectId: string, fileId: string): Promise<KbFile[]> {
+    const rows = await this.db.query<KbFileRow>(`SELECT ${COLUMNS} FROM knowledge_base_files WHERE project_id = $1 AND file_id = $2`, [projectId, fileId]);
+    return rows.map(toKbFile);
+  }
+
+  async inProgress(): Promise<KbFile[]> {
+    const rows = await this.db.query<KbFileRow>(`SELECT ${COLUMNS} FROM knowledge_base_files WHERE status = 'in_progress' ORDER BY created_at`);
+    return rows.map(toKbFile);
+  }
+
+  async delete(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
+    const rows = await this.db.query<KbFileRow>(
+      `DELETE FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}`,
+      [projectId, kbId, fileId],
+    );
+    return rows[0] && toKbFile(rows[0]);
+  }
+
+  /** The job's view: is this generation still the one wanted, and still in progress? */
+  async isCurrent(id: string, generation: string): Promise<boolean> {
+    const rows = await this.db.query(
+      "SELECT 1 FROM knowledge_base_files WHERE id = $1 AND generation = $2 AND status = 'in_progress'",
+      [id, generation],
+    );
+    return rows.length > 0;
+  }
+
+  async setProgress(id: string, generation: string, progress: number): Promise<void> {
+    await this.db.query(
+      "UPDATE knowledge_base_files SET progress = $3, updated_at = now() WHERE id = $1 AND generation = $2 AND status = 'in_progress'",
+      [id, generation, progress],
+    );
+  }
+
+  /** Returns false when the row was deleted, cancelled or re-attached meanwhile. */
+  async complete(id: string, generation: string, chunkCount: number, usageBytes: number): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE knowledge_base_files SET status = 'completed', chunk_count = $3, usage_bytes = $4, progress = 1, updated_at = now()
+       WHERE id = $1 AND generation = $2 AND status = 'in_progress' RETURNING id`,
+      [id, generation, chunkCount, usageBytes],
+    );
+    return rows.length > 0;
+  }
+
+  async fail(id: string, generation: string, error: { code: string; message: string }): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE knowledge_base_files SET status = 'failed', last_error = $3, chunk_count = 0, usage_bytes = 0, updated_at = now()
+       WHERE id = $1 AND generation = $2 AND status = 'in_progress' RETURNING id`,
+      [id, generation, JSON.stringify(error)],
+    );
+    return rows.length > 0;
+  }
+
+  async createBatch(projectId: string, kbId: string, attachments: Attachment[]): Promise<{ batch: FileBatch; files: KbFile[] }> {
+    const id = newId('kbfb_', 24);
+    const files = await this.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO file_batches (id, kb_id, project_id) VALUES ($1, $2, $3)', [id, kbId, projectId]);
+      return this.attach(projectId, kbId, attachments, id, tx);
+    });
+    return { batch: (await this.getBatch(projectId, kbId, id))!, files };
+  }
+
+  async getBatch(projectId: string, kbId: string, batchId: string): Promise<FileBatch | undefined> {
+    const rows = await this.db.query<{ id: string; kb_id: string; batch_cancelled: boolean; created_at: Date | string } & Omit<FileCounts, 'total'>>(
+      `SELECT b.id, b.kb_id, b.cancelled AS batch_cancelled, b.created_at,
+         count(f.id) FILTER (WHERE f.status = 'in_progress')::int AS in_progress,
+         count(f.id) FILTER (WHERE f.status = 'completed')::int AS completed,
+         count(f.id) FILTER (WHERE f.status = 'failed')::int AS failed,
+         count(f.id) FILTER (WHERE f.status = 'cancelled')::int AS cancelled
+       FROM file_batches b LEFT JOIN knowledge_base_files f ON f.batch_id = b.id
+       WHERE b.project_id = $1 AND b.kb_id = $2 AND b.id = $3 GROUP BY b.id`,
+      [projectId, kbId, batchId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const counts = { in_progress: row.in_progress, completed: row.completed, failed: row.failed, cancelled: row.cancelled };
+    return {
+      id: row.id,
+      kbId: row.kb_id,
+      cancelled: row.batch_cancelled,
+      createdAt: new Date(row.created_at),
+      fileCounts: { ...counts, total: counts.in_progress + counts.completed + counts.failed + counts.cancelled },
+    };
+  }
+
+  /** Marks the batch cancelled and its unfinished files `cancelled`; returns those files. */
+  async cancelBatch(projectId: string, kbId: string, batchId: string): Promise<KbFile[]> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('UPDATE file_batches SET cancelled = true WHERE project_id = $1 AND kb_id = $2 AND id = $3', [projectId, kbId, batchId]);
+      const rows = await tx.query<KbFileRow>(
+        `UPDATE knowledge_base_files SET status = 'cancelled', updated_at = now()
+         WHERE project_id = $1 AND kb_id = $2 AND batch_id = $3 AND status = 'in_progress' RETURNING ${COLUMNS}`,
+        [projectId, kbId, batchId],
+      );
+      return rows.map(toKbFile);
+    });
+  }
+}

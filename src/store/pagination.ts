@@ -1,0 +1,49 @@
+/** OpenAI-style cursor pagination (`limit`, `order`, `after`, `before`) as keyset SQL over (created_at, id). */
+
+export interface PageRequest {
+  limit: number;
+  order: 'asc' | 'desc';
+  after?: string;
+  before?: string;
+}
+
+export interface Page<T> {
+  data: T[];
+  hasMore: boolean;
+}
+
+/**
+ * Returns the WHERE fragment and ORDER/LIMIT for a page. `cursorOf` is a query returning the
+ * (created_at, id) of a cursor id within the same scope; `$n` placeholders start at `firstParam`.
+ */
+export function keyset(
+  page: PageRequest,
+  columns: { createdAt: string; id: string },
+  cursorOf: (param: string) => string,
+  firstParam: number,
+): { where: string; orderLimit: string; params: unknown[] } {
+  const key = `(${columns.createdAt}, ${columns.id})`;
+  const conditions: string[] = [];
+  const params: unknown[] = [];
+  const forward = page.order === 'asc' ? '>' : '<';
+  const backward = page.order === 'asc' ? '<' : '>';
+  if (page.after) {
+    params.push(page.after);
+    conditions.push(`${key} ${forward} (${cursorOf(`$${firstParam + params.length - 1}`)})`);
+  }
+  if (page.before) {
+    params.push(page.before);
+    conditions.push(`${key} ${backward} (${cursorOf(`$${firstParam + params.length - 1}`)})`);
+  }
+  const direction = page.order === 'asc' ? 'ASC' : 'DESC';
+  return {
+    where: conditions.length > 0 ? ` AND ${conditions.join(' AND ')}` : '',
+    // One extra row tells whether there is a next page.
+    orderLimit: ` ORDER BY ${columns.createdAt} ${direction}, ${columns.id} ${direction} LIMIT ${page.limit + 1}`,
+    params,
+  };
+}
+
+export function toPage<T>(rows: T[], limit: number): Page<T> {
+  return { data: rows.slice(0, limit), hasMore: rows.length > limit };
+}
