@@ -27,6 +27,7 @@ const envSchema = z.object({
   QDRANT_BIN: z.string().min(1).optional(),
   CAIRN_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
   CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
   CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
   CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
@@ -129,7 +130,7 @@ export interface Config {
   qdrantApiKey: string | undefined;
   qdrantBin: string | undefined;
   maxUploadBytes: number;
-  ingest: { concurrency: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string };
+  ingest: { concurrency: number; batchSize: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string };
   modelsDir: string | undefined;
   allowModelDownload: boolean;
   defaultEmbeddingModel: string;
@@ -237,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: vars.CAIRN_MAX_UPLOAD_BYTES,
     ingest: {
       concurrency: vars.CAIRN_INGEST_CONCURRENCY,
+      batchSize: vars.CAIRN_INGEST_BATCH_SIZE,
       attempts: vars.CAIRN_INGEST_ATTEMPTS,
       backoffMs: vars.CAIRN_INGEST_BACKOFF_MS,
       workerLockMs: vars.CAIRN_WORKER_LOCK_MS,

@@ -136,6 +136,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     bm25,
     chunkStore,
     logger,
+    batchSize: config.ingest.batchSize,
   });
   const retry = { attempts: config.ingest.attempts, backoffMs: config.ingest.backoffMs };
   const queue: IngestQueue = config.redisUrl

@@ -41,6 +41,8 @@ export interface SingleUpload {
 export function createSingleFileUpload(blobs: BlobStore, maxBytes: number) {
   const upload = multer({
     storage: new BlobStagingStorage(blobs),
+    // Browsers and the openai SDK send UTF-8 filenames without declaring a charset.
+    defParamCharset: 'utf8',
     limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 25, headerPairs: 100 },
   }).single('file');
 

@@ -76,7 +76,9 @@ export class IngestPipeline {
       }
       if (context.isFinalAttempt) {
         logger.error({ err: error, kbFileId: row.id }, 'ingestion failed for good');
-        await kbFiles.fail(row.id, row.generation, { code: 'server_error', message: `Ingestion failed: ${(error as Error).message}` });
+        // The cause stays in the server log: it may name internal hosts or paths.
+        const message = `Ingestion failed after ${context.attempt} attempts (${(error as { code?: string }).code ?? 'internal error'}); the server log has the details.`;
+        await kbFiles.fail(row.id, row.generation, { code: 'server_error', message });
         return 'done';
       }
       throw error;

@@ -1,0 +1,233 @@
+/**
+ * End-to-end with the official openai SDK: files, knowledge bases (as vector stores), ingestion on
+ * the in-process runner, search, deletion and project isolation, against real Postgres and Qdrant.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import OpenAI, { toFile } from 'openai';
+import type { InProcessIngestQueue } from '../src/queue/in-process-queue.ts';
+import { longText, makePdf } from './helpers/documents.ts';
+import { startCairn, type TestCairn } from './helpers/harness.ts';
+import { createTinyEmbeddingModel } from './helpers/tiny-model.ts';
+
+const HANDBOOK = `# Refunds
+
+Refunds are issued within 30 days of purchase when the receipt is shown.
+
+# Shipping
+
+Parcels ship from Rotterdam every Tuesday and arrive within five working days.
+`;
+
+describe('knowledge bases through the openai SDK (in-process ingestion)', () => {
+  let cairn: TestCairn;
+  let client: OpenAI;
+
+  before(async () => {
+    const tiny = await createTinyEmbeddingModel(await mkdtemp(path.join(tmpdir(), 'cairn-tiny-')), { name: 'tiny-embedder' });
+    cairn = await startCairn({
+      env: { CAIRN_MODELS_DIR: tiny.modelsDir, CAIRN_EMBEDDING_MODEL: tiny.modelId, CAIRN_MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) },
+    });
+    client = cairn.client();
+  });
+  after(() => cairn.stop());
+
+  const idle = () => (cairn.services.queue as InProcessIngestQueue).idle();
+  const pointsOf = (collection: string, kbId: string, fileId?: string) =>
+    cairn.services.chunkStore.count(collection, { projectId: cairnProject(), kbId, fileId });
+  let projectId = '';
+  const cairnProject = () => projectId;
+
+  it('uploads, lists, retrieves, downloads and deletes files like OpenAI', async () => {
+    const uploaded = await client.files.create({ file: await toFile(Buffer.from(HANDBOOK), 'handbook.md'), purpose: 'assistants' });
+    assert.match(uploaded.id, /^file-/);
+    assert.equal(uploaded.object, 'file');
+    assert.equal(uploaded.bytes, Buffer.byteLength(HANDBOOK));
+    assert.equal(uploaded.filename, 'handbook.md');
+    assert.equal(uploaded.status, 'processed');
+    projectId = (await cairn.services.keys.authenticate(cairn.key))!.projectId;
+
+    assert.equal((await client.files.retrieve(uploaded.id)).filename, 'handbook.md');
+    const content = await client.files.content(uploaded.id);
+    assert.equal(await content.text(), HANDBOOK);
+    const listed = [];
+    for await (const file of client.files.list({ purpose: 'assistants' })) listed.push(file.id);
+    assert.ok(listed.includes(uploaded.id));
+
+    assert.deepEqual(await client.files.delete(uploaded.id), { id: uploaded.id, object: 'file', deleted: true });
+    await assert.rejects(client.files.retrieve(uploaded.id), OpenAI.NotFoundError);
+  });
+
+  it('paginates file lists with after and has_more', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i += 1) {
+      ids.push((await client.files.create({ file: await toFile(Buffer.from(`note ${i}`), `n${i}.txt`), purpose: 'user_data' })).id);
+    }
+    const first = await client.files.list({ purpose: 'user_data', limit: 2, order: 'asc' });
+    assert.deepEqual(first.data.map((file) => file.id), ids.slice(0, 2));
+    assert.equal(first.has_more, true);
+    const all = [];
+    for await (const file of client.files.list({ purpose: 'user_data', limit: 2, order: 'asc' })) all.push(file.id);
+    assert.deepEqual(all, ids);
+  });
+
+  it('sanitises filenames and refuses oversize uploads with 413', async () => {
+    const sneaky = await client.files.create({ file: await toFile(Buffer.from('x'), '../../etc/pass\u202ewd'), purpose: 'assistants' });
+    assert.equal(sneaky.filename, 'passwd');
+    await assert.rejects(
+      client.files.create({ file: await toFile(Buffer.alloc(3 * 1024 * 1024, 97), 'big.txt'), purpose: 'assistants' }),
+      (error: unknown) => error instanceof OpenAI.APIError && error.status === 413,
+    );
+    await assert.rejects(
+      client.files.create({ file: await toFile(Buffer.from('x'), 'a.txt'), purpose: 'nonsense' as 'assistants' }),
+      (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'purpose',
+    );
+  });
+
+  it('ingests a Markdown file into a lexical knowledge base and finds it by search', async () => {
+    const kb = await client.vectorStores.create({ name: 'handbook', ...({ embedding_model: 'none' } as object) });
+    assert.match(kb.id, /^kb_/);
+    assert.equal(kb.object, 'vector_store');
+    assert.equal((kb as unknown as { embedding_model: string }).embedding_model, 'none');
+    const file = await client.vectorStores.files.uploadAndPoll(kb.id, await toFile(Buffer.from(HANDBOOK), 'handbook.md'));
+    assert.equal(file.status, 'completed');
+    assert.equal(file.last_error, null);
+    assert.equal(file.vector_store_id, kb.id);
+    const chunkCount = (file as unknown as { chunk_count: number }).chunk_count;
+    assert.ok(chunkCount >= 1);
+    assert.equal(await pointsOf('cairn_lexical', kb.id, file.id), chunkCount);
+
+    const results = await client.vectorStores.search(kb.id, { query: 'When do parcels arrive from Rotterdam?' });
+    assert.equal(results.data[0]!.filename, 'handbook.md');
+    assert.match(results.data[0]!.content[0]!.text, /Rotterdam/);
+    assert.ok(results.data[0]!.score > 0 && results.data[0]!.score <= 1);
+
+    const retrieved = await client.vectorStores.retrieve(kb.id);
+    assert.deepEqual(retrieved.file_counts, { in_progress: 0, completed: 1, failed: 0, cancelled: 0, total: 1 });
+    assert.ok(retrieved.usage_bytes > 0);
+    assert.equal(retrieved.status, 'completed');
+  });
+
+  it('ingests a PDF into a hybrid knowledge base with the default (tiny) embedding model, keeping pages', async () => {
+    const kb = await client.vectorStores.create({ name: 'manuals' });
+    assert.equal((kb as unknown as { embedding_model: string }).embedding_model, 'tiny-embedder');
+    const pdf = await makePdf(['The boiler must be serviced every spring.', 'Emergency exits are on the north side of the hall.']);
+    const file = await client.vectorStores.files.uploadAndPoll(kb.id, await toFile(pdf, 'manual.pdf'));
+    assert.equal(file.status, 'completed', JSON.stringify(file.last_error));
+    const response = await fetch(`${cairn.baseURL}/knowledge_bases/${kb.id}/search`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cairn.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'where are the emergency exits', max_num_results: 1 }),
+    });
+    const body = (await response.json()) as { object: string; data: Array<{ content: Array<{ text: string }> }> };
+    assert.equal(body.object, 'knowledge_base.search_results.page');
+    assert.match(body.data[0]!.content[0]!.text, /Emergency exits/);
+  });
+
+  it('runs file batches, failing a bad file with last_error and keeping the rest', async () => {
+    const kb = await client.vectorStores.create({ name: 'batch', ...({ embedding_model: 'none' } as object) });
+    const batch = await client.vectorStores.fileBatches.uploadAndPoll(kb.id, {
+      files: [
+        await toFile(Buffer.from('Cats purr when they are content.'), 'cats.txt'),
+        await toFile(Buffer.from(''), 'empty.txt'),
+        await toFile(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]), 'image.txt'),
+        await toFile(Buffer.from('Dogs wag their tails.'), 'dogs.txt'),
+      ],
+    });
+    assert.equal(batch.object, 'vector_store.files_batch');
+    assert.deepEqual(batch.file_counts, { in_progress: 0, completed: 2, failed: 2, cancelled: 0, total: 4 });
+    const failed = await client.vectorStores.files.list(kb.id, { filter: 'failed' });
+    const errors = failed.data.map((file) => file.last_error?.code).sort();
+    assert.deepEqual(errors, ['invalid_file', 'unsupported_file']);
+    const batchFiles = await client.vectorStores.fileBatches.listFiles(batch.id, { vector_store_id: kb.id });
+    assert.equal(batchFiles.data.length, 4);
+    const search = await client.vectorStores.search(kb.id, { query: 'what do dogs do' });
+    assert.match(search.data[0]!.content[0]!.text, /Dogs wag/);
+  });
+
+  it('filters search results on file attributes', async () => {
+    const kb = await client.vectorStores.create({ name: 'attrs', ...({ embedding_model: 'none' } as object) });
+    const legal = await client.files.create({ file: await toFile(Buffer.from('The contract renews every year in March.'), 'legal.txt'), purpose: 'assistants' });
+    const sales = await client.files.create({ file: await toFile(Buffer.from('The sales contract target is ten deals a year.'), 'sales.txt'), purpose: 'assistants' });
+    await client.vectorStores.files.createAndPoll(kb.id, { file_id: legal.id, attributes: { dept: 'legal', year: 2024 } });
+    await client.vectorStores.files.createAndPoll(kb.id, { file_id: sales.id, attributes: { dept: 'sales', year: 2025 } });
+    const onlyLegal = await client.vectorStores.search(kb.id, { query: 'contract year', filters: { type: 'eq', key: 'dept', value: 'legal' } });
+    assert.deepEqual(onlyLegal.data.map((hit) => hit.filename), ['legal.txt']);
+    assert.deepEqual(onlyLegal.data[0]!.attributes, { dept: 'legal', year: 2024 });
+    const recent = await client.vectorStores.search(kb.id, { query: 'contract year', filters: { type: 'gte', key: 'year', value: 2025 } });
+    assert.deepEqual(recent.data.map((hit) => hit.filename), ['sales.txt']);
+    const both = await client.vectorStores.search(kb.id, {
+      query: 'contract',
+      filters: { type: 'or', filters: [{ type: 'eq', key: 'dept', value: 'legal' }, { type: 'eq', key: 'dept', value: 'sales' }] },
+    });
+    assert.equal(both.data.length, 2);
+  });
+
+  it('removes a file and its chunks from every knowledge base when the file is deleted', async () => {
+    const file = await client.files.create({ file: await toFile(Buffer.from(HANDBOOK), 'shared.md'), purpose: 'assistants' });
+    const kbs = await Promise.all([1, 2].map((n) => client.vectorStores.create({ name: `shared-${n}`, ...({ embedding_model: 'none' } as object) })));
+    for (const kb of kbs) await client.vectorStores.files.createAndPoll(kb.id, { file_id: file.id });
+    for (const kb of kbs) assert.ok((await pointsOf('cairn_lexical', kb.id, file.id)) > 0);
+    await client.files.delete(file.id);
+    for (const kb of kbs) {
+      assert.equal(await pointsOf('cairn_lexical', kb.id, file.id), 0);
+      await assert.rejects(client.vectorStores.files.retrieve(file.id, { vector_store_id: kb.id }), OpenAI.NotFoundError);
+      assert.equal((await client.vectorStores.retrieve(kb.id)).file_counts.total, 0);
+    }
+  });
+
+  it('cancels ingestion when the file is detached mid-job and leaves no points behind', async () => {
+    const kb = await client.vectorStores.create({ name: 'cancel', ...({ embedding_model: 'none' } as object) });
+    const big = await client.files.create({ file: await toFile(Buffer.from(longText(400)), 'big.txt'), purpose: 'assistants' });
+    await client.vectorStores.files.create(kb.id, { file_id: big.id });
+    // Wait until the job has written part of the file: the point of the test is a delete mid-write.
+    for (let i = 0; i < 500; i += 1) {
+      if ((await pointsOf('cairn_lexical', kb.id, big.id)) > 0) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.ok((await pointsOf('cairn_lexical', kb.id, big.id)) > 0, 'the job had started writing');
+    await client.vectorStores.files.delete(big.id, { vector_store_id: kb.id });
+    await idle();
+    assert.equal(await pointsOf('cairn_lexical', kb.id, big.id), 0);
+  });
+
+  it('deletes a knowledge base with its chunks', async () => {
+    const kb = await client.vectorStores.create({ name: 'doomed', ...({ embedding_model: 'none' } as object) });
+    await client.vectorStores.files.uploadAndPoll(kb.id, await toFile(Buffer.from(HANDBOOK), 'doomed.md'));
+    assert.ok((await pointsOf('cairn_lexical', kb.id)) > 0);
+    const deleted = await client.vectorStores.delete(kb.id);
+    assert.deepEqual(deleted, { id: kb.id, object: 'vector_store.deleted', deleted: true });
+    assert.equal(await pointsOf('cairn_lexical', kb.id), 0);
+    await assert.rejects(client.vectorStores.retrieve(kb.id), OpenAI.NotFoundError);
+  });
+
+  it('refuses an explicitly requested embedding model that cannot be loaded, naming the fix', async () => {
+    await assert.rejects(
+      client.vectorStores.create({ name: 'x', ...({ embedding_model: 'no-such-model' } as object) }),
+      (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'embedding_model',
+    );
+  });
+
+  it('keeps projects apart: another key sees, searches, attaches and deletes nothing of this project', async () => {
+    const kb = await client.vectorStores.create({ name: 'private', ...({ embedding_model: 'none' } as object) });
+    const file = await client.vectorStores.files.uploadAndPoll(kb.id, await toFile(Buffer.from('The vault code is 4711.'), 'secret.txt'));
+    const other = cairn.client({ apiKey: await cairn.newKey('project-b') });
+    const otherKb = await other.vectorStores.create({ name: 'private', ...({ embedding_model: 'none' } as object) });
+    const denied = (error: unknown) => error instanceof OpenAI.NotFoundError;
+    await assert.rejects(other.files.retrieve(file.id), denied);
+    await assert.rejects(other.files.content(file.id), denied);
+    await assert.rejects(other.files.delete(file.id), denied);
+    await assert.rejects(other.vectorStores.retrieve(kb.id), denied);
+    await assert.rejects(other.vectorStores.search(kb.id, { query: 'vault code' }), denied);
+    await assert.rejects(other.vectorStores.files.list(kb.id), denied);
+    await assert.rejects(other.vectorStores.files.create(otherKb.id, { file_id: file.id }), denied);
+    await assert.rejects(other.vectorStores.files.delete(file.id, { vector_store_id: kb.id }), denied);
+    await assert.rejects(other.vectorStores.delete(kb.id), denied);
+    const otherSearch = await other.vectorStores.search(otherKb.id, { query: 'vault code' });
+    assert.equal(otherSearch.data.length, 0, 'a search never returns another project\'s chunks');
+    assert.equal((await client.vectorStores.retrieve(kb.id)).file_counts.completed, 1, 'nothing changed');
+  });
+});
