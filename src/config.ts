@@ -37,6 +37,7 @@ const envSchema = z.object({
   CAIRN_EMBEDDING_MODEL: z.string().min(1).default('Xenova/bge-small-en-v1.5'),
   CAIRN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 * 1024),
+  CAIRN_AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
   CAIRN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
 });
 
@@ -137,6 +138,7 @@ export interface Config {
   logLevel: z.infer<typeof envSchema>['CAIRN_LOG_LEVEL'];
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
+  authCacheTtlMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
   /** True when no external database is configured (PGlite). Jobs and Qdrant have their own switches: REDIS_URL, QDRANT_URL. */
@@ -250,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: vars.CAIRN_LOG_LEVEL,
     bodyLimitBytes: vars.CAIRN_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: vars.CAIRN_SHUTDOWN_TIMEOUT_MS,
+    authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
     models,
     embeddings: file?.embeddings ?? [],
     embedded: !vars.DATABASE_URL,

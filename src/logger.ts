@@ -1,7 +1,11 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-/** JSON logs. Anything that could hold a secret is redacted even if a caller logs it by mistake. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/**
+ * JSON logs. Anything that could hold a secret is redacted even if a caller logs it by mistake.
+ * Writes to stdout are asynchronous so that a request never waits on the terminal or a log pipe;
+ * pino flushes them when the process exits.
+ */
+export function createLogger(level: string, destination: DestinationStream = pino.destination({ dest: 1, sync: false })): Logger {
   return pino(
     {
       level,

@@ -162,7 +162,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     logger,
     db,
     metrics,
-    keys: new ApiKeyStore(db),
+    keys: new ApiKeyStore(db, config.authCacheTtlMs),
     usage,
     modelRegistry,
     modelRouter: new ModelRouter(modelRegistry, metrics),

@@ -78,6 +78,17 @@ for (const backend of backends) {
       assert.ok((await keys.list('alpha'))[0]!.revokedAt instanceof Date);
     });
 
+    it('caches authentication but forgets a key revoked in this process at once', async () => {
+      const keys = new ApiKeyStore(db, 60_000);
+      const { key, info } = await keys.create('cached');
+      assert.equal((await keys.authenticate(key))?.keyId, info.id);
+      // Revoked by another process: this one keeps its cached answer until the TTL ends.
+      await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [info.id]);
+      assert.equal((await keys.authenticate(key))?.keyId, info.id);
+      await keys.revoke(info.id);
+      assert.equal(await keys.authenticate(key), undefined);
+    });
+
     it('buffers usage records and reports them per project only', async () => {
       const keys = new ApiKeyStore(db);
       const a = await keys.create('usage-a');

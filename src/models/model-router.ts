@@ -75,7 +75,7 @@ export class ModelRouter {
         code: 'model_not_found',
       });
     }
-    let lastError: ApiError = new UpstreamError(`No upstream could serve ${call.model}`);
+    let lastError: ApiError | undefined;
     for (const route of chain) {
       const failed = new Set<Replica>();
       for (let attempt = 0; attempt <= route.retries.max_retries; attempt += 1) {
@@ -91,7 +91,7 @@ export class ModelRouter {
         await sleep(wait, undefined, { signal: call.signal });
       }
     }
-    throw lastError;
+    throw lastError ?? new UpstreamError(`No upstream could serve ${call.model}`);
   }
 
   private backoff(route: ModelRoute, attempt: number, retryAfterMs: number | undefined): number | undefined {

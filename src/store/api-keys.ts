@@ -52,8 +52,17 @@ function toInfo(row: KeyRow): ApiKeyInfo {
   };
 }
 
+const MAX_CACHED_KEYS = 10_000;
+
 export class ApiKeyStore {
-  constructor(private readonly db: Database) {}
+  /** Positive lookups by key hash. Only this process's revocations clear it; others expire with the TTL. */
+  private readonly cache = new Map<string, { caller: Caller; expiresAt: number }>();
+
+  /** `cacheTtlMs` 0 disables caching (admin commands); the API server caches to keep a query off every request. */
+  constructor(
+    private readonly db: Database,
+    private readonly cacheTtlMs = 0,
+  ) {}
 
   /** Creates the project if it does not exist yet. */
   async ensureProject(name: string): Promise<Project> {
@@ -92,6 +101,7 @@ export class ApiKeyStore {
 
   /** Returns false when no active key has that id. */
   async revoke(keyId: string): Promise<boolean> {
+    for (const [hash, entry] of this.cache) if (entry.caller.keyId === keyId) this.cache.delete(hash);
     const rows = await this.db.query(
       'UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id',
       [keyId],
@@ -106,11 +116,23 @@ export class ApiKeyStore {
 
   async authenticate(key: string): Promise<Caller | undefined> {
     if (!key.startsWith(KEY_PREFIX)) return undefined;
+    const hash = hashKey(key);
+    const cached = this.cache.get(hash);
+    if (cached && cached.expiresAt > Date.now()) return cached.caller;
     const rows = await this.db.query<{ id: string; project_id: string }>(
       'SELECT id, project_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
-      [hashKey(key)],
+      [hash],
     );
     const row = rows[0];
-    return row ? { keyId: row.id, projectId: row.project_id } : undefined;
+    if (!row) {
+      this.cache.delete(hash);
+      return undefined;
+    }
+    const caller = { keyId: row.id, projectId: row.project_id };
+    if (this.cacheTtlMs > 0) {
+      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+      this.cache.set(hash, { caller, expiresAt: Date.now() + this.cacheTtlMs });
+    }
+    return caller;
   }
 }

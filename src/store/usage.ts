@@ -1,6 +1,7 @@
 /**
  * Per-request usage records. Writes are buffered and flushed in one INSERT per batch so that
  * accounting never sits on a request's latency; reads flush first so they see every finished request.
+ * Batches stay small because PGlite runs inside the API process: a large INSERT there stalls it.
  */
 import type { Database } from './database.ts';
 
@@ -34,7 +35,7 @@ export class UsageStore {
     private readonly db: Database,
     private readonly onError: (error: Error) => void,
     flushIntervalMs = 1_000,
-    private readonly maxBatch = 500,
+    private readonly maxBatch = 100,
   ) {
     this.timer = setInterval(() => void this.flush(), flushIntervalMs);
     this.timer.unref();
