@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ServiceUnavailableError } from '../src/errors.ts';
 import { ManagedQdrant } from '../src/vectors/managed-qdrant.ts';
-import { collectionName, pointId, QdrantChunkStore, type ChunkPoint } from '../src/vectors/qdrant-chunk-store.ts';
+import { collectionName, LEXICAL_COLLECTION, pointId, QdrantChunkStore, type ChunkPoint } from '../src/vectors/qdrant-chunk-store.ts';
 import { MAX_FILTER_DEPTH, openAIFilterSchema, translateFilter, type OpenAIFilter } from '../src/vectors/qdrant-filters.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -29,15 +29,16 @@ interface PointSpec {
   dense?: number[];
   attributes?: Record<string, string | number | boolean>;
   generation?: string;
+  ready?: boolean;
 }
 
-function chunk({ project = 'proj_a', kb = 'kb_1', file = 'file_1', index, terms, dense, attributes = {}, generation = 'g1' }: PointSpec): ChunkPoint {
+function chunk({ project = 'proj_a', kb = 'kb_1', file = 'file_1', index, terms, dense, attributes = {}, generation = 'g1', ready = true }: PointSpec): ChunkPoint {
   return {
     id: pointId(kb, file, index),
     dense,
     sparse: { indices: terms, values: terms.map(() => 1) },
     payload: {
-      project_id: project, kb_id: kb, file_id: file, filename: `${file}.txt`, chunk_index: index, generation,
+      project_id: project, kb_id: kb, file_id: file, filename: `${file}.txt`, chunk_index: index, generation, ready,
       text: `chunk ${index} of ${file}`, char_start: index * 100, char_end: index * 100 + 99, attributes,
     },
   };
@@ -158,6 +159,21 @@ describe('QdrantChunkStore on a real Qdrant', () => {
     const stopWordsOnly = await store.search(MODEL_COLLECTION, { ...search, dense: axis(0), sparse: terms() });
     assert.equal(stopWordsOnly[0]!.payload.chunk_index, 0, 'a query without terms still searches densely');
     assert.deepEqual(await store.search(MODEL_COLLECTION, { ...search, sparse: terms() }), []);
+  });
+
+  it('hides a file’s points until its ingestion run is marked ready', async () => {
+    const scope = { projectId: 'proj_r', kbId: 'kb_r' };
+    await store.ensureCollection(LEXICAL_COLLECTION, null);
+    await store.upsert(LEXICAL_COLLECTION, [
+      chunk({ project: 'proj_r', kb: 'kb_r', file: 'f_old', index: 0, terms: [7], generation: 'old' }),
+      chunk({ project: 'proj_r', kb: 'kb_r', file: 'f_new', index: 0, terms: [7], generation: 'g2', ready: false }),
+    ]);
+    const files = async () => (await store.search(LEXICAL_COLLECTION, { ...scope, limit: 10, sparse: terms(7) })).map((hit) => hit.payload.file_id).sort();
+    assert.deepEqual(await files(), ['f_old'], 'the half-stored file is invisible');
+    await store.markReady(LEXICAL_COLLECTION, { ...scope, fileId: 'f_new', generation: 'other' });
+    assert.deepEqual(await files(), ['f_old'], 'only the named generation is published');
+    await store.markReady(LEXICAL_COLLECTION, { ...scope, fileId: 'f_new', generation: 'g2' });
+    assert.deepEqual(await files(), ['f_new', 'f_old']);
   });
 
   it('never returns another project’s or knowledge base’s chunks', async () => {

@@ -129,6 +129,7 @@ export class IngestPipeline {
           filename,
           chunk_index: chunk.index,
           generation: row.generation,
+          ready: false,
           text: chunk.text,
           page_start: chunk.pageStart,
           page_end: chunk.pageEnd,
@@ -141,7 +142,8 @@ export class IngestPipeline {
       await chunkStore.upsert(collection, points);
       await kbFiles.setProgress(row.id, row.generation, Math.min(1, (start + batch.length) / chunks.length));
     }
-    // New points are in; whatever an earlier generation left behind goes now.
+    // All new points are in: publish them at once, then drop what an earlier generation left behind.
+    await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation });
     await chunkStore.deleteFile(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, keepGeneration: row.generation });
     const usageBytes = chunks.reduce((sum, chunk) => sum + Buffer.byteLength(chunk.text), 0);
     if (!(await kbFiles.complete(row.id, row.generation, chunks.length, usageBytes))) return this.abandon(row, kb);

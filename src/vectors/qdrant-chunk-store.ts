@@ -20,6 +20,8 @@ export interface ChunkPayload {
   chunk_index: number;
   /** Which ingestion run wrote the point; re-ingestion deletes the points of older generations. */
   generation: string;
+  /** False until the whole file is stored: searches see only completed files, never half of one. */
+  ready: boolean;
   text: string;
   page_start?: number;
   page_end?: number;
@@ -76,6 +78,7 @@ const CORE_INDEXES: Array<[string, Schemas['PayloadFieldSchema']]> = [
   ['kb_id', 'keyword'],
   ['file_id', 'keyword'],
   ['generation', 'keyword'],
+  ['ready', 'bool'],
 ];
 
 export class QdrantChunkStore {
@@ -180,6 +183,14 @@ export class QdrantChunkStore {
     }
   }
 
+  /** Makes one ingestion run's points searchable, all at once, when the file is completely stored. */
+  async markReady(collection: string, file: { projectId: string; kbId: string; fileId: string; generation: string }): Promise<void> {
+    const filter: QdrantFilter = {
+      must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId), matchKeyword('generation', file.generation)],
+    };
+    await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload: { ready: true }, filter, wait: true }));
+  }
+
   /** Deletes a file's points; with keepGeneration, only those an older ingestion run wrote. */
   async deleteFile(collection: string, file: { projectId: string; kbId: string; fileId: string; keepGeneration?: string }): Promise<void> {
     const filter: QdrantFilter = { must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId)] };
@@ -201,7 +212,7 @@ export class QdrantChunkStore {
 
   /** Hybrid (RRF over dense and BM25 candidates) when `dense` is given, else BM25 alone. */
   async search(collection: string, request: ChunkSearch): Promise<ChunkSearchHit[]> {
-    const filter: QdrantFilter = { must: scopeConditions(request.projectId, request.kbId) };
+    const filter: QdrantFilter = { must: [...scopeConditions(request.projectId, request.kbId), { key: 'ready', match: { value: true } }] };
     if (request.filter) (filter.must as Schemas['Condition'][]).push(translateFilter(request.filter));
     const hasTerms = request.sparse.indices.length > 0;
     let query: Parameters<QdrantClient['query']>[1];
