@@ -13,6 +13,7 @@ import { accessLog } from './http/access-log.ts';
 import { authenticate } from './http/auth.ts';
 import { errorHandler, notFound } from './http/error-handler.ts';
 import { requestId } from './http/request-id.ts';
+import { EXTRACTIVE_MODEL } from './models/extractive-model.ts';
 import type { Services } from './services.ts';
 
 export function createApp(services: Services): express.Express {
@@ -28,12 +29,12 @@ export function createApp(services: Services): express.Express {
   const v1 = Router();
   v1.use(authenticate(services.keys));
   v1.use(express.json({ limit: services.config.bodyLimitBytes }));
-  v1.use(chatRouter(services.modelRouter));
+  v1.use(chatRouter(services.modelRouter, services.groundedChat));
   v1.use(completionsRouter(services.modelRouter));
   v1.use(embeddingsRouter(services.embeddings));
   const startedAt = Math.floor(Date.now() / 1000);
-  const embeddingListing = services.embeddings.ids().map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
-  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...embeddingListing]));
+  const builtIn = [EXTRACTIVE_MODEL, ...services.embeddings.ids()].map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
+  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...builtIn]));
   v1.use(usageRouter(services.usage));
   v1.use(filesRouter(services.files, services.blobs, services.config.maxUploadBytes));
   v1.use('/knowledge_bases', knowledgeBasesRouter(services.knowledgeBases, services.retriever, KNOWLEDGE_BASE_FLAVOR));

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { rerankConfigSchema, type RerankConfig } from './rag/reranker.ts';
 
 export class ConfigError extends Error {}
 
@@ -102,6 +103,8 @@ const modelFileSchema = z
       .default({}),
     models: z.array(modelSchema).default([]),
     embeddings: z.array(embeddingModelSchema).default([]),
+    /** Optional rerank stage of retrieval (off when absent). */
+    rerank: rerankConfigSchema.optional(),
   })
   .strict();
 
@@ -141,6 +144,7 @@ export interface Config {
   authCacheTtlMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
+  rerank: RerankConfig | undefined;
   /** True when no external database is configured (PGlite). Jobs and Qdrant have their own switches: REDIS_URL, QDRANT_URL. */
   embedded: boolean;
 }
@@ -255,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
     models,
     embeddings: file?.embeddings ?? [],
+    rerank: file?.rerank,
     embedded: !vars.DATABASE_URL,
   };
 }

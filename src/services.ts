@@ -18,6 +18,8 @@ import { ModelRouter } from './models/model-router.ts';
 import { BullIngestQueue } from './queue/bullmq-queue.ts';
 import { InProcessIngestQueue } from './queue/in-process-queue.ts';
 import type { IngestQueue } from './queue/ingest-queue.ts';
+import { GroundedChat } from './rag/grounded-chat.ts';
+import { createReranker } from './rag/reranker.ts';
 import { Retriever } from './rag/retriever.ts';
 import { ApiKeyStore } from './store/api-keys.ts';
 import { LocalBlobStore, type BlobStore } from './store/blob-store.ts';
@@ -48,6 +50,7 @@ export interface Services {
   files: FileService;
   knowledgeBases: KnowledgeBaseService;
   retriever: Retriever;
+  groundedChat: GroundedChat;
   readiness: ReadinessCheck[];
   /** Re-enqueues files left `in_progress` (embedded mode: by a restart). */
   resumeIngestion(): Promise<number>;
@@ -122,16 +125,18 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   const kbStore = new KnowledgeBaseStore(db);
   const kbFiles = new KbFileStore(db);
   const bm25 = new Bm25Encoder();
-  // Chunks are sized with the shipped BERT WordPiece tokenizer, the tokenizer of the default
-  // embedders (bge, MiniLM, e5); an embedder with another tokenizer gets sizes that are close.
-  let tokenCounter: Promise<WordPieceTokenCounter> | undefined;
+  // Chunks and prompts are measured with the shipped BERT WordPiece tokenizer, the tokenizer of
+  // the default embedders (bge, MiniLM, e5); other tokenizers get counts that are close, and the
+  // prompt budget keeps a margin for the difference.
+  let tokenCounterLoad: Promise<WordPieceTokenCounter> | undefined;
+  const tokenCounter = () => (tokenCounterLoad ??= WordPieceTokenCounter.load());
   const pipeline = new IngestPipeline({
     kbs: kbStore,
     kbFiles,
     files: fileStore,
     blobs,
     parse: (bytes, filename, signal) => parseDocument(bytes, filename, { signal }),
-    tokenCounter: () => (tokenCounter ??= WordPieceTokenCounter.load()),
+    tokenCounter,
     embeddings,
     bm25,
     chunkStore,
@@ -157,6 +162,12 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     })),
   ];
 
+  const modelRouter = new ModelRouter(modelRegistry, metrics);
+  const reranker = config.rerank
+    ? createReranker(config.rerank, { modelsDir: config.modelsDir, cacheDir: path.join(config.dataDir, 'model-cache'), allowDownload: config.allowModelDownload, logger })
+    : undefined;
+  const retriever = new Retriever(knowledgeBases, chunkStore, embeddings, bm25, reranker && { model: reranker, topN: config.rerank?.top_n });
+
   return {
     config,
     logger,
@@ -165,7 +176,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     keys: new ApiKeyStore(db, config.authCacheTtlMs),
     usage,
     modelRegistry,
-    modelRouter: new ModelRouter(modelRegistry, metrics),
+    modelRouter,
     embeddings,
     blobs,
     chunkStore,
@@ -173,7 +184,8 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     pipeline,
     files: new FileService(fileStore, blobs, knowledgeBases),
     knowledgeBases,
-    retriever: new Retriever(knowledgeBases, chunkStore, embeddings, bm25),
+    retriever,
+    groundedChat: new GroundedChat({ retriever, models: modelRouter, registry: modelRegistry, tokenCounter, logger }),
     readiness,
     async resumeIngestion() {
       const pending = await kbFiles.inProgress();
@@ -183,7 +195,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     async close() {
       await queue.close();
       await usage.close();
-      await Promise.allSettled([modelRegistry.close(), embeddings.close()]);
+      await Promise.allSettled([modelRegistry.close(), embeddings.close(), reranker?.close()]);
       await vectorStore.stop();
       await db.close();
     },

@@ -103,7 +103,7 @@ describe('HTTP core', () => {
     const client = cairn.client();
     const ids = [];
     for await (const model of client.models.list()) ids.push(model.id);
-    assert.deepEqual(ids.sort(), ['dead-model', 'gpt-4o-mini', 'llama-3.1-8b']);
+    assert.deepEqual(ids.sort(), ['dead-model', 'extractive', 'gpt-4o-mini', 'llama-3.1-8b']);
     assert.equal((await client.models.retrieve('gpt-4o-mini')).id, 'gpt-4o-mini');
     await assert.rejects(client.models.retrieve('nope'), OpenAI.NotFoundError);
   });

@@ -1,9 +1,15 @@
-/** POST /v1/chat/completions — OpenAI's request, proxied to the model's upstreams. Unknown fields are forwarded untouched. */
+/**
+ * POST /v1/chat/completions — OpenAI's request, proxied to the model's upstreams (unknown fields are
+ * forwarded untouched), or grounded in knowledge bases when it names `knowledge_bases`.
+ */
 import { Router } from 'express';
 import { z } from 'zod';
 import { methodNotAllowed } from '../http/error-handler.ts';
 import { parseRequest } from '../http/validate.ts';
 import type { ModelRouter } from '../models/model-router.ts';
+import { knowledgeBasesField, retrievalField, withoutExtensions } from '../rag/chat-retrieval.ts';
+import type { GroundedChat } from '../rag/grounded-chat.ts';
+import { callerOf } from '../http/context.ts';
 import { generationFields } from './generation-fields.ts';
 import { proxyToModel } from './upstream-relay.ts';
 
@@ -24,17 +30,21 @@ export const chatCompletionRequest = z.looseObject({
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(z.looseObject({ type: z.string() })).nullish(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
+  // Cairn's extensions, removed before forwarding.
+  knowledge_bases: knowledgeBasesField.optional(),
+  retrieval: retrievalField.optional(),
 });
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
 
-export function chatRouter(models: ModelRouter): Router {
+export function chatRouter(models: ModelRouter, grounded: GroundedChat): Router {
   const router = Router();
   router
     .route('/chat/completions')
     .post(async (req, res) => {
       const body = parseRequest(chatCompletionRequest, req.body);
-      await proxyToModel(models, res, '/chat/completions', body);
+      if (grounded.handles(body)) await grounded.respond(res, callerOf(res).projectId, body);
+      else await proxyToModel(models, res, '/chat/completions', withoutExtensions(body));
     })
     .all(methodNotAllowed(['POST']));
   return router;

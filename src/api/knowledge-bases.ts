@@ -44,11 +44,11 @@ const batchRequest = z.looseObject({
 /** OpenAI allows 50 results; Cairn's own mount allows 100, enough for Recall@100 in evaluations. */
 export function searchRequest(maxResults: number) {
   return z.looseObject({
-  query: z.union([z.string().min(1).max(8192), z.array(z.string().min(1).max(8192)).min(1).max(8)]),
-  max_num_results: z.number().int().min(1).max(maxResults).default(10),
-  filters: openAIFilterSchema.nullish(),
-  ranking_options: z.looseObject({ score_threshold: z.number().min(0).max(1).optional(), ranker: z.string().optional() }).nullish(),
-  rewrite_query: z.boolean().nullish(),
+    query: z.union([z.string().min(1).max(8192), z.array(z.string().min(1).max(8192)).min(1).max(8)]),
+    max_num_results: z.number().int().min(1).max(maxResults).default(10),
+    filters: openAIFilterSchema.nullish(),
+    ranking_options: z.looseObject({ score_threshold: z.number().min(0).max(1).optional(), ranker: z.string().optional() }).nullish(),
+    rewrite_query: z.boolean().nullish(),
   });
 }
 

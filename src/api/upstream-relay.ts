@@ -19,7 +19,14 @@ function recordUsage(res: Response, usage: UsageFields | null | undefined): void
   context(res).usage = { promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0 };
 }
 
-async function relayJson(res: Response, upstream: UpstreamResponse): Promise<void> {
+/** Lets a caller add to the answer on its way out (grounded chat adds citations and annotations). */
+export interface ResponseDecorator {
+  completion(body: Record<string, unknown>): void;
+  /** Every streamed chunk, in order; `first` is true once. */
+  chunk(event: Record<string, unknown>, first: boolean): void;
+}
+
+async function relayJson(res: Response, upstream: UpstreamResponse, decorator?: ResponseDecorator): Promise<void> {
   let body: Record<string, unknown>;
   try {
     body = (await upstream.body.json()) as Record<string, unknown>;
@@ -30,6 +37,7 @@ async function relayJson(res: Response, upstream: UpstreamResponse): Promise<voi
   }
   body.model = upstream.route.id;
   recordUsage(res, body.usage as UsageFields | undefined);
+  decorator?.completion(body);
   res.status(upstream.status).setHeader('x-cairn-model', upstream.route.id);
   res.json(body);
 }
@@ -44,7 +52,13 @@ export interface ProxiedBody extends Record<string, unknown> {
  * Sends a validated request to the model's upstreams and relays the answer. A client that goes
  * away at any point, before or during the answer, aborts the upstream request.
  */
-export async function proxyToModel(models: ModelRouter, res: Response, path: string, body: ProxiedBody): Promise<void> {
+export async function proxyToModel(
+  models: ModelRouter,
+  res: Response,
+  path: string,
+  body: ProxiedBody,
+  decorator?: ResponseDecorator,
+): Promise<void> {
   const upstreamAbort = new AbortController();
   const onClientGone = (): void => {
     if (!res.writableFinished) upstreamAbort.abort();
@@ -61,8 +75,8 @@ export async function proxyToModel(models: ModelRouter, res: Response, path: str
       signal: upstreamAbort.signal,
     });
     context(res).model = upstream.route.id;
-    if (body.stream) await relayStream(res, upstream, body.stream_options?.include_usage === true);
-    else await relayJson(res, upstream);
+    if (body.stream) await relayStream(res, upstream, body.stream_options?.include_usage === true, decorator);
+    else await relayJson(res, upstream, decorator);
   } finally {
     res.off('close', onClientGone);
   }
@@ -78,7 +92,12 @@ function streamFailure(error: unknown, modelId: string) {
 }
 
 /** `clientWantsUsage`: the client asked for `stream_options.include_usage`; if not, the usage chunk is stripped. */
-async function relayStream(res: Response, upstream: UpstreamResponse, clientWantsUsage: boolean): Promise<void> {
+async function relayStream(
+  res: Response,
+  upstream: UpstreamResponse,
+  clientWantsUsage: boolean,
+  decorator?: ResponseDecorator,
+): Promise<void> {
   const modelId = upstream.route.id;
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -91,6 +110,7 @@ async function relayStream(res: Response, upstream: UpstreamResponse, clientWant
 
   const parser = new SseParser();
   let sawDone = false;
+  let first = true;
   const send = async (text: string): Promise<void> => {
     if (!res.write(text)) await once(res, 'drain');
   };
@@ -118,6 +138,8 @@ async function relayStream(res: Response, upstream: UpstreamResponse, clientWant
           }
         }
         if ('model' in event) event.model = modelId;
+        decorator?.chunk(event, first);
+        first = false;
         await send(sseData(event));
       }
     }

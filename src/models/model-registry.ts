@@ -44,6 +44,10 @@ export class ModelRegistry {
     }
   }
 
+  hasModels(): boolean {
+    return this.byId.size > 0;
+  }
+
   /** By id or alias. */
   resolve(name: string): ModelRoute | undefined {
     return this.byName.get(name);

@@ -9,7 +9,10 @@ import { collectionOf, type KnowledgeBaseService, LEXICAL_ONLY } from '../knowle
 import type { Attributes } from '../store/kb-files.ts';
 import type { KnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
-import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
+import type { QdrantChunkStore, SparseVector } from '../vectors/qdrant-chunk-store.ts';
+import { LRUCache } from 'lru-cache';
+import { mergeChunks } from './merge-chunks.ts';
+import type { Reranker } from './reranker.ts';
 import type { OpenAIFilter } from '../vectors/qdrant-filters.ts';
 
 export interface KnowledgeBaseQuery {
@@ -37,6 +40,9 @@ export interface RetrievedChunk {
   pageEnd?: number;
   title?: string;
   chunkIndex: number;
+  /** Character range in the file's text, used to stitch overlapping neighbours. */
+  charStart: number;
+  charEnd: number;
   attributes: Attributes;
 }
 
@@ -52,12 +58,19 @@ function relevance(raw: number, lexicalOnly: boolean): number {
   return Math.min(1, raw / (2 / (1 + RRF_K)));
 }
 
+const CACHED_QUERIES = 1_000;
+
 export class Retriever {
+  /** Recent query encodings: chat users repeat and retry questions, and encoding is the costly part of a search. */
+  private readonly sparseCache = new LRUCache<string, SparseVector>({ max: CACHED_QUERIES });
+  private readonly denseCache = new LRUCache<string, Promise<number[]>>({ max: CACHED_QUERIES });
+
   constructor(
     private readonly knowledgeBases: KnowledgeBaseService,
     private readonly chunkStore: QdrantChunkStore,
     private readonly embeddings: EmbeddingModels,
     private readonly bm25: Bm25Encoder,
+    private readonly reranker?: { model: Reranker; topN?: number },
   ) {}
 
   /** Resolves every KB in the caller's project first: an unknown or foreign id is a 404 before any search runs. */
@@ -67,18 +80,8 @@ export class Retriever {
 
   async search(projectId: string, queries: KnowledgeBaseQuery[], options: RetrievalOptions): Promise<RetrievedChunk[]> {
     const kbs = await this.resolve(projectId, queries);
-    const sparse = this.bm25.encodeQuery(options.query);
-    const denseByModel = new Map<string, Promise<number[]>>();
-    const denseFor = (model: string): Promise<number[]> => {
-      let vector = denseByModel.get(model);
-      if (!vector) {
-        const embedder = this.embeddings.get(model);
-        if (!embedder) throw new Error(`embedding model ${model} of a knowledge base is no longer configured`);
-        vector = embedder.embed([options.query]).then((batch) => Array.from(batch.vectors[0]!));
-        denseByModel.set(model, vector);
-      }
-      return vector;
-    };
+    const sparse = this.sparseQuery(options.query);
+    const denseFor = (model: string) => this.denseQuery(model, options.query);
 
     const perKb = await Promise.all(
       kbs.map(async (kb, i) => {
@@ -93,7 +96,8 @@ export class Retriever {
           limit,
           filter: query.filters,
         });
-        const threshold = query.scoreThreshold ?? options.scoreThreshold ?? 0;
+        // With a reranker, the request-wide threshold applies to its scores instead (below).
+        const threshold = query.scoreThreshold ?? (this.reranker ? 0 : options.scoreThreshold ?? 0);
         return hits
           .map((hit): RetrievedChunk => ({
             chunkId: String(hit.id),
@@ -106,13 +110,52 @@ export class Retriever {
             pageEnd: hit.payload.page_end ?? undefined,
             title: hit.payload.title ?? undefined,
             chunkIndex: hit.payload.chunk_index,
+            charStart: hit.payload.char_start,
+            charEnd: hit.payload.char_end,
             attributes: hit.payload.attributes ?? {},
           }))
           .filter((hit) => hit.score >= threshold);
       }),
     );
     await Promise.all(kbs.map((kb) => this.knowledgeBases.touch(kb.id)));
-    return fuse(perKb, options.maxResults);
+    if (!this.reranker) return mergeChunks(fuse(perKb, options.maxResults));
+    const candidates = fuse(perKb, Math.min(50, Math.max(options.maxResults * 3, 20)));
+    const reranked = await this.rerank(options.query, candidates);
+    return mergeChunks(
+      reranked.filter((chunk) => chunk.score >= (options.scoreThreshold ?? 0)).slice(0, Math.min(options.maxResults, this.reranker.topN ?? Infinity)),
+    );
+  }
+
+  /** Reorders by the reranker's relevance (0..1), which then becomes the chunk's score. */
+  private async rerank(query: string, candidates: RetrievedChunk[]): Promise<RetrievedChunk[]> {
+    if (candidates.length === 0) return candidates;
+    const scores = await this.reranker!.model.rerank(query, candidates.map((chunk) => chunk.text));
+    return candidates
+      .map((chunk, i) => ({ ...chunk, score: scores[i]! }))
+      .sort((a, b) => b.score - a.score);
+  }
+
+  private sparseQuery(text: string): SparseVector {
+    let vector = this.sparseCache.get(text);
+    if (!vector) {
+      vector = this.bm25.encodeQuery(text);
+      this.sparseCache.set(text, vector);
+    }
+    return vector;
+  }
+
+  private denseQuery(model: string, text: string): Promise<number[]> {
+    const key = `${model}\u0000${text}`;
+    let vector = this.denseCache.get(key);
+    if (!vector) {
+      const embedder = this.embeddings.get(model);
+      if (!embedder) throw new Error(`embedding model ${model} of a knowledge base is no longer configured`);
+      vector = embedder.embed([text]).then((batch) => Array.from(batch.vectors[0]!));
+      // A failed encoding must not stay cached.
+      vector.catch(() => this.denseCache.delete(key));
+      this.denseCache.set(key, vector);
+    }
+    return vector;
   }
 }
 

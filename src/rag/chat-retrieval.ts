@@ -1,0 +1,76 @@
+/**
+ * Cairn's extension fields on chat completions: `knowledge_bases` and `retrieval`. They are
+ * validated here and removed before a request is forwarded to an upstream model.
+ */
+import { z } from 'zod';
+import { InvalidRequestError } from '../errors.ts';
+import { openAIFilterSchema } from '../vectors/qdrant-filters.ts';
+import type { KnowledgeBaseQuery } from './retriever.ts';
+
+export const MAX_KNOWLEDGE_BASES = 10;
+export const DEFAULT_MAX_RESULTS = 8;
+
+const knowledgeBaseRef = z.union([
+  z.string().min(1),
+  z.strictObject({
+    id: z.string().min(1),
+    max_num_results: z.number().int().min(1).max(50).optional(),
+    filters: openAIFilterSchema.optional(),
+    score_threshold: z.number().min(0).max(1).optional(),
+  }),
+]);
+
+export const knowledgeBasesField = z.array(knowledgeBaseRef).max(MAX_KNOWLEDGE_BASES, `at most ${MAX_KNOWLEDGE_BASES} knowledge bases per request`);
+
+export const retrievalField = z.strictObject({
+  max_num_results: z.number().int().min(1).max(50).optional(),
+  score_threshold: z.number().min(0).max(1).optional(),
+  rewrite_query: z.boolean().optional(),
+});
+
+export type KnowledgeBaseRefs = z.infer<typeof knowledgeBasesField>;
+export type RetrievalOptions = z.infer<typeof retrievalField>;
+
+export function toKnowledgeBaseQueries(refs: KnowledgeBaseRefs): KnowledgeBaseQuery[] {
+  const queries = refs.map((ref) =>
+    typeof ref === 'string'
+      ? { id: ref }
+      : { id: ref.id, maxResults: ref.max_num_results, filters: ref.filters, scoreThreshold: ref.score_threshold },
+  );
+  const ids = new Set(queries.map((query) => query.id));
+  if (ids.size !== queries.length) throw new InvalidRequestError('Each knowledge base may appear once.', { param: 'knowledge_bases' });
+  return queries;
+}
+
+interface MessageLike {
+  role: string;
+  content?: unknown;
+}
+
+/** Text of a message: a string, or the text parts of multimodal content. */
+export function messageText(message: MessageLike): string {
+  if (typeof message.content === 'string') return message.content;
+  if (!Array.isArray(message.content)) return '';
+  return message.content
+    .filter((part): part is { type: 'text'; text: string } => part?.type === 'text' && typeof part.text === 'string')
+    .map((part) => part.text)
+    .join('\n');
+}
+
+/** What to search for: the last user message. */
+export function lastUserText(messages: MessageLike[]): string {
+  const last = [...messages].reverse().find((message) => message.role === 'user');
+  const text = last ? messageText(last).trim() : '';
+  if (!text) {
+    throw new InvalidRequestError('Retrieval needs a user message with text to search for.', { param: 'messages' });
+  }
+  return text;
+}
+
+/** The request as the upstream should see it: Cairn's fields removed. */
+export function withoutExtensions<Body extends Record<string, unknown>>(body: Body): Body {
+  const forwarded: Record<string, unknown> = { ...body };
+  delete forwarded.knowledge_bases;
+  delete forwarded.retrieval;
+  return forwarded as Body;
+}

@@ -1,0 +1,48 @@
+/**
+ * Retrieval often returns the same text twice: neighbouring chunks of one file overlap by design
+ * (chunk overlap), and the same document may sit in two knowledge bases. Sending both wastes the
+ * prompt budget and splits citations, so overlapping chunks of a file are stitched into one
+ * passage and exact duplicates (after whitespace and case folding) are dropped.
+ */
+import type { RetrievedChunk } from './retriever.ts';
+
+function sameFile(a: RetrievedChunk, b: RetrievedChunk): boolean {
+  return a.knowledgeBaseId === b.knowledgeBaseId && a.fileId === b.fileId;
+}
+
+function overlaps(a: RetrievedChunk, b: RetrievedChunk): boolean {
+  return a.charStart < b.charEnd && b.charStart < a.charEnd;
+}
+
+/** Joins two overlapping chunks of one file using their character offsets in the document. */
+function stitch(a: RetrievedChunk, b: RetrievedChunk): RetrievedChunk {
+  const [first, second] = a.charStart <= b.charStart ? [a, b] : [b, a];
+  const text = second.charEnd <= first.charEnd ? first.text : first.text + second.text.slice(first.charEnd - second.charStart);
+  const best = a.score >= b.score ? a : b;
+  return {
+    ...best,
+    text,
+    charStart: first.charStart,
+    charEnd: Math.max(first.charEnd, second.charEnd),
+    pageStart: first.pageStart ?? second.pageStart,
+    pageEnd: second.pageEnd ?? first.pageEnd,
+  };
+}
+
+const normalised = (text: string): string => text.replace(/\s+/g, ' ').trim().toLowerCase();
+
+/** Keeps rank order: a merged passage takes the place of its better-ranked part. */
+export function mergeChunks(chunks: RetrievedChunk[]): RetrievedChunk[] {
+  const merged: RetrievedChunk[] = [];
+  for (const chunk of chunks) {
+    const partner = merged.findIndex((kept) => sameFile(kept, chunk) && overlaps(kept, chunk));
+    if (partner >= 0) {
+      merged[partner] = stitch(merged[partner]!, chunk);
+      continue;
+    }
+    const text = normalised(chunk.text);
+    if (merged.some((kept) => normalised(kept.text) === text)) continue;
+    merged.push(chunk);
+  }
+  return merged;
+}
