@@ -1,8 +1,9 @@
-/** The `cairn` command: serve | worker | migrate | keys | ingest. */
+/** The `cairn` command: serve | worker | migrate | keys | ingest | eval. */
 import { Command } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
+import { runEvalCommand } from './cli/eval-command.ts';
 import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
 import { createServices } from './services.ts';
@@ -154,6 +155,22 @@ keys
       }
       process.stdout.write(`revoked ${keyId}\n`);
     }),
+  );
+
+program
+  .command('eval')
+  .description('measure retrieval quality of a running Cairn')
+  .command('beir')
+  .description('ingest a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv) and report nDCG@10, Recall@10/100, MRR@10, latency')
+  .argument('<dir>', 'the dataset directory')
+  .option('--base-url <url>', 'Cairn API base URL (default CAIRN_BASE_URL or http://127.0.0.1:8080/v1)')
+  .option('--api-key <key>', 'API key (default: CAIRN_API_KEY or OPENAI_API_KEY)')
+  .option('--modes <list>', 'lexical, hybrid or lexical,hybrid', 'lexical,hybrid')
+  .option('--embedding-model <id>', 'embedding model of the hybrid knowledge base (default: the server default)')
+  .option('--limit-queries <n>', 'evaluate only the first n test queries', (value) => Number.parseInt(value, 10))
+  .option('--keep', 'keep the knowledge bases and files afterwards', false)
+  .action((dir: string, options: { baseUrl?: string; apiKey?: string; modes: string; embeddingModel?: string; limitQueries?: number; keep: boolean }) =>
+    runEvalCommand(dir, options),
   );
 
 await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts';
 import type { IngestQueue } from '../queue/ingest-queue.ts';
 import type { FileStore } from '../store/files.ts';
 import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileStore } from '../store/kb-files.ts';
-import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
+import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
 import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
 
@@ -36,6 +36,8 @@ export function collectionOf(chunkStore: QdrantChunkStore, kb: Pick<KnowledgeBas
 }
 
 export class KnowledgeBaseService {
+  private readonly touchedAt = new Map<string, number>();
+
   constructor(
     private readonly kbs: KnowledgeBaseStore,
     private readonly kbFiles: KbFileStore,
@@ -98,7 +100,18 @@ export class KnowledgeBaseService {
     return this.kbs.find(projectId, idOrName);
   }
 
+  async getSearchable(projectId: string, id: string): Promise<SearchableKnowledgeBase> {
+    const kb = await this.kbs.getSearchable(projectId, id);
+    if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
+    return kb;
+  }
+
+  /** Records use for `last_active_at`, at most once a minute per knowledge base: searches must not each write a row. */
   async touch(id: string): Promise<void> {
+    const now = Date.now();
+    if ((this.touchedAt.get(id) ?? 0) > now - 60_000) return;
+    this.touchedAt.set(id, now);
+    if (this.touchedAt.size > 10_000) this.touchedAt.clear();
     await this.kbs.touch(id);
   }
 

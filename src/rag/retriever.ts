@@ -7,7 +7,7 @@
 import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
 import { collectionOf, type KnowledgeBaseService, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
 import type { Attributes } from '../store/kb-files.ts';
-import type { KnowledgeBase } from '../store/knowledge-bases.ts';
+import type { SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
 import type { QdrantChunkStore, SparseVector } from '../vectors/qdrant-chunk-store.ts';
 import { LRUCache } from 'lru-cache';
@@ -74,8 +74,8 @@ export class Retriever {
   ) {}
 
   /** Resolves every KB in the caller's project first: an unknown or foreign id is a 404 before any search runs. */
-  async resolve(projectId: string, queries: KnowledgeBaseQuery[]): Promise<KnowledgeBase[]> {
-    return Promise.all(queries.map((query) => this.knowledgeBases.get(projectId, query.id)));
+  async resolve(projectId: string, queries: KnowledgeBaseQuery[]): Promise<SearchableKnowledgeBase[]> {
+    return Promise.all(queries.map((query) => this.knowledgeBases.getSearchable(projectId, query.id)));
   }
 
   async search(projectId: string, queries: KnowledgeBaseQuery[], options: RetrievalOptions): Promise<RetrievedChunk[]> {

@@ -83,6 +83,8 @@ function toKnowledgeBase(row: KbRow): KnowledgeBase {
   };
 }
 
+export type SearchableKnowledgeBase = Pick<KnowledgeBase, 'id' | 'embeddingModel' | 'embeddingDimensions'>;
+
 export interface NewKnowledgeBase {
   projectId: string;
   name: string;
@@ -109,6 +111,16 @@ export class KnowledgeBaseStore {
   async get(projectId: string, id: string): Promise<KnowledgeBase | undefined> {
     const rows = await this.db.query<KbRow>(`${SELECT} WHERE kb.project_id = $1 AND kb.id = $2${GROUP}`, [projectId, id]);
     return rows[0] && toKnowledgeBase(rows[0]);
+  }
+
+  /** What a search needs, without counting the files: this runs on every retrieval. */
+  async getSearchable(projectId: string, id: string): Promise<SearchableKnowledgeBase | undefined> {
+    const rows = await this.db.query<{ id: string; embedding_model: string; embedding_dimensions: number | null }>(
+      'SELECT id, embedding_model, embedding_dimensions FROM knowledge_bases WHERE project_id = $1 AND id = $2',
+      [projectId, id],
+    );
+    const row = rows[0];
+    return row && { id: row.id, embeddingModel: row.embedding_model, embeddingDimensions: row.embedding_dimensions };
   }
 
   /** By id or, for the CLI, by name (the newest of that name). */
