@@ -90,14 +90,15 @@ describe('extractiveAnswer', () => {
   });
 
   test('the relevance bar turns away a sentence sharing one incidental word, and keeps partial matches', () => {
-    // "take" is the only question term in "Shipping takes 3 to 7 days." (scores ≈ 0.34).
-    assert.equal(extractiveAnswer('How long do refunds take?', SHOP).found, false);
-    assert.equal(extractiveAnswer('How long do refunds take?', SHOP, { minRelevance: 0.3 }).content, 'Shipping takes 3 to 7 days. [1]');
-    // Two of four terms ("refund", "item"; "unused" is not "used") ≈ 0.39.
+    // "How long … take" frames the question: only "refund" is its topic, so the shipping time is not quoted.
+    const duration = extractiveAnswer('How long do refunds take?', SHOP);
+    assert.match(duration.content, /^Refunds are processed within 5 business days\. \[2\]/);
+    assert.doesNotMatch(duration.content, /Shipping/);
+    // Two of three terms ("refund", "item"; "unused" is not "used").
     const partial = extractiveAnswer('Can I get a refund for a used item?', SHOP);
     assert.equal(partial.content, 'Refunds are only available for unused items. [2]');
     assert.equal(DEFAULT_MIN_RELEVANCE, 0.35);
-    assert.equal(extractiveAnswer('Can I get a refund for a used item?', SHOP, { minRelevance: 0.5 }).found, false);
+    assert.equal(extractiveAnswer('Can I get a refund for a used item?', SHOP, { minRelevance: 0.9 }).found, false, '"used" is not matched');
   });
 
   test('quotes at most maxSentences, none below half of the best score', () => {
