@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { LocalEmbedder } from '../src/embeddings/local-embedder.ts';
 import { LocalCrossEncoderReranker, type LocalRerankerOptions } from '../src/rag/local-reranker.ts';
 import { RemoteReranker, type RemoteRerankerOptions } from '../src/rag/remote-reranker.ts';
 import {
@@ -15,6 +16,7 @@ import {
   RerankUpstreamError,
 } from '../src/rag/reranker.ts';
 import { createTinyCrossEncoder, type TinyCrossEncoder } from './helpers/tiny-cross-encoder.ts';
+import { createTinyEmbeddingModel } from './helpers/tiny-model.ts';
 
 const sigmoid = (logit: number): number => 1 / (1 + Math.exp(-logit));
 function assertScores(actual: number[], expected: number[]): void {
@@ -129,6 +131,26 @@ describe('LocalCrossEncoderReranker on a tiny offline model', () => {
     await assert.rejects(reranker.rerank(QUERY, TEXTS, controller.signal), /caller went away/);
     await reranker.close();
     await assert.rejects(reranker.rerank(QUERY, TEXTS), /closed/);
+  });
+
+  test('an embedder and a reranker in other models directories load at the same time (one load lock)', async () => {
+    // transformers.js's `env` names one models directory at a time: interleaved loads would look in the wrong one.
+    const embedderDir = await mkdtemp(path.join(os.tmpdir(), 'cairn-reranker-embedder-'));
+    try {
+      const model = await createTinyEmbeddingModel(embedderDir);
+      for (let round = 0; round < 3; round += 1) {
+        const embedder = new LocalEmbedder({
+          id: model.modelId, source: model.modelId, dtype: 'q8', maxBatchSize: 8, modelsDir: model.modelsDir, allowDownload: false,
+        });
+        const reranker = local(tiny);
+        const [embedded, scores] = await Promise.all([embedder.embed(['cats chase mice']), reranker.rerank(QUERY, TEXTS)]);
+        assert.equal(embedded.vectors[0]?.length, model.dimensions);
+        assertScores(scores, SHARED.map(sigmoid));
+        await Promise.all([embedder.close(), reranker.close()]);
+      }
+    } finally {
+      await rm(embedderDir, { recursive: true, force: true });
+    }
   });
 
   test('createReranker builds a local reranker from the config block with its defaults', async () => {

@@ -6,12 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
-import {
-  defaultTokenCounter,
-  defaultTokenizerDirectory,
-  splitByTokens,
-  WordPieceTokenCounter,
-} from '../src/ingest/token-counter.ts';
+import { defaultTokenizerDirectory, splitByTokens, WordPieceTokenCounter } from '../src/ingest/token-counter.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sharedTokenizer = path.resolve(repoRoot, '../shared/models/tokenizers/all-MiniLM-L6-v2');
@@ -94,8 +89,12 @@ describe('WordPieceTokenCounter', () => {
     await assert.rejects(WordPieceTokenCounter.load(path.join(os.tmpdir(), 'cairn-no-such-tokenizer')));
   });
 
-  test('the default counter is loaded once', async () => {
-    assert.equal(await defaultTokenCounter(), await defaultTokenCounter());
+  test('load() without a directory reads the shipped tokenizer, into a counter of its own', async () => {
+    const [first, second] = await Promise.all([WordPieceTokenCounter.load(), WordPieceTokenCounter.load()]);
+    assert.notEqual(first, second, 'no process-wide shared counter');
+    const text = 'Tokenizers split words into pieces.';
+    assert.equal(first.count(text), referenceCount(text));
+    assert.equal(second.count(text), counter.count(text));
   });
 });
 

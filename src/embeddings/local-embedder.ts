@@ -4,11 +4,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AutoModel, AutoTokenizer, env, mean_pooling } from '@huggingface/transformers';
-import type { PreTrainedModel, PreTrainedTokenizer, ProgressInfo, Tensor } from '@huggingface/transformers';
+import { AutoModel, AutoTokenizer, mean_pooling } from '@huggingface/transformers';
+import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from '@huggingface/transformers';
 import type { EmbeddingModelConfig } from '../config.ts';
 import type { Embedder, EmbeddingBatch } from './embedder.ts';
 import { EmbeddingModelUnavailableError } from './errors.ts';
+import { LocalModelHost, maxInputTokensOf, plausibleSize, type ProgressCallback } from './local-model-host.ts';
 
 export type LocalDtype = Extract<EmbeddingModelConfig, { provider: 'local' }>['dtype'];
 export type Pooling = 'mean' | 'cls';
@@ -43,21 +44,6 @@ interface LoadedModel {
   hiddenSize: number | undefined;
 }
 
-/** Some tokenizers declare model_max_length = 1e30 ("no limit"); anything above this is not a real limit. */
-const LARGEST_PLAUSIBLE_CONTEXT = 1_000_000;
-const FALLBACK_MAX_INPUT_TOKENS = 512;
-
-// `env` is transformers.js's module-level state, and the library reads it throughout an
-// asynchronous load. Loads are therefore serialised process-wide, so that two embedders with
-// different directories or download settings never interleave.
-const libraryDefaultLocalModelPath = env.localModelPath;
-let loadLock: Promise<unknown> = Promise.resolve();
-function withLoadLock<T>(load: () => Promise<T>): Promise<T> {
-  const run = loadLock.then(load, load);
-  loadLock = run.catch(() => undefined);
-  return run;
-}
-
 async function readJsonIfExists(file: string): Promise<unknown> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as unknown;
@@ -84,45 +70,40 @@ async function readSentenceTransformersSettings(modelDir: string): Promise<{ poo
   return { pooling, normalize };
 }
 
-function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= LARGEST_PLAUSIBLE_CONTEXT
-    ? value
-    : undefined;
-}
-
 export class LocalEmbedder implements Embedder {
   readonly id: string;
-  private loading: Promise<LoadedModel> | undefined;
-  /** One ONNX session already uses every core, so calls on one model run one after another. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly host: LocalModelHost<LoadedModel>;
   private learnedDimensions: number | undefined;
-  private closed = false;
 
   constructor(private readonly options: LocalEmbedderOptions) {
     if (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1) {
       throw new RangeError(`Embedding model ${options.id}: maxBatchSize must be a positive integer`);
     }
     this.id = options.id;
+    const { id, source, modelsDir, cacheDir, allowDownload, logger } = options;
+    this.host = new LocalModelHost({ id, source, modelsDir, cacheDir, allowDownload, logger, label: 'embedding model' }, (progress) =>
+      this.loadModel(progress),
+    );
   }
 
   async dimensions(): Promise<number> {
-    const loaded = await this.load();
+    const loaded = await this.host.load();
     this.learnedDimensions ??= loaded.hiddenSize ?? (await this.embed(['dimension probe'])).vectors[0]?.length;
     if (!this.learnedDimensions) throw new Error(`Embedding model ${this.id} returned no vector`);
     return this.learnedDimensions;
   }
 
   async maxInputTokens(): Promise<number> {
-    return (await this.load()).maxInputTokens;
+    return (await this.host.load()).maxInputTokens;
   }
 
   async embed(texts: string[], signal?: AbortSignal): Promise<EmbeddingBatch> {
-    if (this.closed) throw new Error(`Embedding model ${this.id} is closed`);
+    if (this.host.closed) throw new Error(`Embedding model ${this.id} is closed`);
     signal?.throwIfAborted();
     if (texts.length === 0) return { vectors: [], promptTokens: 0 };
-    const loaded = await this.load();
-    return this.serially(async () => {
-      if (this.closed) throw new Error(`Embedding model ${this.id} is closed`);
+    const loaded = await this.host.load();
+    return this.host.serially(async () => {
+      if (this.host.closed) throw new Error(`Embedding model ${this.id} is closed`);
       const vectors: Float32Array[] = [];
       let promptTokens = 0;
       for (let start = 0; start < texts.length; start += this.options.maxBatchSize) {
@@ -135,44 +116,15 @@ export class LocalEmbedder implements Embedder {
     });
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    const loading = this.loading;
-    this.loading = undefined;
-    // Waits for running batches: disposing a session under a running inference crashes it.
-    await this.serially(async () => {
-      const loaded = await loading?.catch(() => undefined);
-      await loaded?.model.dispose();
-    });
+  /** Waits for running batches, then disposes the session. */
+  close(): Promise<void> {
+    return this.host.close();
   }
 
-  private serially<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private load(): Promise<LoadedModel> {
-    this.loading ??= withLoadLock(() => this.loadModel()).catch((error: unknown) => {
-      // Forget the failure so a later call retries (the operator may have fixed the directory).
-      this.loading = undefined;
-      throw error;
-    });
-    return this.loading;
-  }
-
-  private async loadModel(): Promise<LoadedModel> {
-    const { id, source, dtype, modelsDir, cacheDir, allowDownload, logger } = this.options;
-    env.allowLocalModels = true;
-    env.localModelPath = modelsDir ?? libraryDefaultLocalModelPath;
-    env.allowRemoteModels = allowDownload;
-    if (cacheDir) env.cacheDir = cacheDir;
-
+  /** Runs under the process-wide load lock, with the library's `env` already set for this model's files. */
+  private async loadModel(progress_callback: ProgressCallback): Promise<LoadedModel> {
+    const { id, source, dtype, modelsDir, logger } = this.options;
     const started = performance.now();
-    // Per-byte progress events would flood the log; one line per finished file is enough.
-    const progress_callback = (info: ProgressInfo): void => {
-      if (info.status === 'done') logger?.info({ model: id, source, file: info.file }, 'embedding model file ready');
-    };
     // Only a local directory is read for sentence-transformers files: transformers.js does not
     // export its hub file helper, and the hub's ONNX conversions rarely ship these files anyway.
     const modelDir = path.isAbsolute(source) ? source : modelsDir ? path.join(modelsDir, source) : undefined;
@@ -202,11 +154,8 @@ export class LocalEmbedder implements Embedder {
       }
     }
 
-    const config = model.config as unknown as Record<string, unknown>;
-    const limits = [positiveInteger(tokenizer.model_max_length), positiveInteger(config.max_position_embeddings)];
-    const known = limits.filter((limit): limit is number => limit !== undefined);
-    const maxInputTokens = known.length > 0 ? Math.min(...known) : FALLBACK_MAX_INPUT_TOKENS;
-    const hiddenSize = positiveInteger(config.hidden_size);
+    const maxInputTokens = maxInputTokensOf(tokenizer, model);
+    const hiddenSize = plausibleSize((model.config as unknown as Record<string, unknown>).hidden_size);
 
     logger?.info(
       { model: id, source, dtype, pooling, normalize, dimensions: hiddenSize, maxInputTokens, ms: Math.round(performance.now() - started) },

@@ -6,6 +6,7 @@ import { Agent, request } from 'undici';
 import { z } from 'zod';
 import type { Embedder, EmbeddingBatch } from './embedder.ts';
 import { EmbeddingUpstreamError } from './errors.ts';
+import { redactApiKey, upstreamMessage } from './upstream-messages.ts';
 
 export interface RemoteEmbedderOptions {
   id: string;
@@ -22,7 +23,6 @@ export interface RemoteEmbedderOptions {
 }
 
 const DEFAULT_MAX_INPUT_TOKENS = 512;
-const UPSTREAM_MESSAGE_LIMIT = 200;
 
 const embeddingsResponseSchema = z.object({
   data: z.array(z.object({ index: z.number().int().min(0).optional(), embedding: z.array(z.number()) })),
@@ -153,23 +153,7 @@ export class RemoteEmbedder implements Embedder {
 
   /** Errors name the model and host, never the api key (an upstream may echo request headers back). */
   private failure(detail: string, status: number | undefined, cause?: unknown): EmbeddingUpstreamError {
-    let message = `Embedding upstream for model "${this.id}" (${this.url.host}) ${detail}`;
-    if (this.options.apiKey) message = message.split(this.options.apiKey).join('[redacted]');
-    return new EmbeddingUpstreamError(message, status, { cause });
+    const message = `Embedding upstream for model "${this.id}" (${this.url.host}) ${detail}`;
+    return new EmbeddingUpstreamError(redactApiKey(message, this.options.apiKey), status, { cause });
   }
-}
-
-/** The upstream's own error message (OpenAI envelope, TEI `{error}`, or plain text), shortened. */
-function upstreamMessage(text: string): string {
-  let message = text.trim();
-  try {
-    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
-    const error = body.error as { message?: unknown } | string | undefined;
-    const found = typeof error === 'string' ? error : (error?.message ?? body.message ?? body.detail);
-    if (typeof found === 'string') message = found;
-  } catch {
-    // Not JSON: keep the text.
-  }
-  if (!message) return 'no error message';
-  return message.length > UPSTREAM_MESSAGE_LIMIT ? `${message.slice(0, UPSTREAM_MESSAGE_LIMIT)}…` : message;
 }

@@ -91,7 +91,7 @@ export class WordPieceTokenCounter implements TokenCounter {
   /** Loads the tokenizer files (`tokenizer.json`, `tokenizer_config.json`) from a directory; no network. */
   static async load(directory: string = defaultTokenizerDirectory()): Promise<WordPieceTokenCounter> {
     // An absolute path: transformers.js reads it as-is, without consulting the global
-    // `env.localModelPath` that the local embedder changes while it loads models.
+    // `env.localModelPath` that the local models (embedder, reranker) change while they load.
     const tokenizer = await AutoTokenizer.from_pretrained(path.resolve(directory), { local_files_only: true });
     return new WordPieceTokenCounter(tokenizer);
   }
@@ -173,17 +173,6 @@ function wordPieceLength({ prefixes, prefix, maxWordChars, lowercase }: WordPiec
     start = end;
   }
   return tokens;
-}
-
-let defaultCounter: Promise<WordPieceTokenCounter> | undefined;
-
-/** The shared counter over the shipped tokenizer, loaded once per process. */
-export function defaultTokenCounter(): Promise<WordPieceTokenCounter> {
-  defaultCounter ??= WordPieceTokenCounter.load().catch((error: unknown) => {
-    defaultCounter = undefined; // let a later call retry
-    throw error;
-  });
-  return defaultCounter;
 }
 
 /**

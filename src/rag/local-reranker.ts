@@ -8,10 +8,11 @@
  * Sigmoid keeps the order of the raw logits and puts every provider on the same [0, 1] scale.
  */
 import path from 'node:path';
-import { AutoModelForSequenceClassification, AutoTokenizer, env, Tensor } from '@huggingface/transformers';
-import type { PreTrainedModel, PreTrainedTokenizer, ProgressInfo } from '@huggingface/transformers';
+import { AutoModelForSequenceClassification, AutoTokenizer, Tensor } from '@huggingface/transformers';
+import type { PreTrainedModel, PreTrainedTokenizer } from '@huggingface/transformers';
+import { LocalModelUnavailableError } from '../embeddings/errors.ts';
 import type { EmbedderLogger, LocalDtype } from '../embeddings/local-embedder.ts';
-import { ServiceUnavailableError } from '../errors.ts';
+import { LocalModelHost, maxInputTokensOf, type ProgressCallback } from '../embeddings/local-model-host.ts';
 import type { Reranker } from './reranker.ts';
 
 export type RerankerLogger = EmbedderLogger;
@@ -29,40 +30,13 @@ export interface LocalRerankerOptions {
 }
 
 /** The weights of the local rerank model are neither in CAIRN_MODELS_DIR nor downloadable (or fail to load). */
-export class RerankModelUnavailableError extends ServiceUnavailableError {
-  constructor(
-    readonly modelId: string,
-    readonly source: string,
-    reason: string,
-    options: { cause?: unknown } = {},
-  ) {
-    const named = modelId === source ? `"${modelId}"` : `"${modelId}" (source "${source}")`;
-    super(
-      `Rerank model ${named} is not available: ${reason}. ` +
-        'Set CAIRN_MODELS_DIR to a directory that holds it, or allow downloads with CAIRN_ALLOW_MODEL_DOWNLOAD=true.',
-      { code: 'rerank_model_unavailable', cause: options.cause },
-    );
+export class RerankModelUnavailableError extends LocalModelUnavailableError {
+  constructor(modelId: string, source: string, reason: string, options: { cause?: unknown } = {}) {
+    super('rerank', modelId, source, reason, options);
   }
 }
 
 type LoadedModel = { tokenizer: PreTrainedTokenizer; model: PreTrainedModel; maxInputTokens: number };
-
-const LARGEST_PLAUSIBLE_CONTEXT = 1_000_000;
-const FALLBACK_MAX_INPUT_TOKENS = 512;
-
-// transformers.js's `env` is module-level state read throughout a load, so loads are serialised.
-// The embedder's lock is private to its module; both set the same CAIRN_MODELS_DIR/download values.
-const libraryDefaultLocalModelPath = env.localModelPath;
-let loadLock: Promise<unknown> = Promise.resolve();
-function withLoadLock<T>(load: () => Promise<T>): Promise<T> {
-  const run = loadLock.then(load, load);
-  loadLock = run.catch(() => undefined);
-  return run;
-}
-
-function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 && value <= LARGEST_PLAUSIBLE_CONTEXT ? value : undefined;
-}
 
 const sigmoid = (logit: number): number => 1 / (1 + Math.exp(-logit));
 
@@ -123,24 +97,24 @@ function encodePairs(tokenizer: PreTrainedTokenizer, query: string, texts: strin
 
 export class LocalCrossEncoderReranker implements Reranker {
   readonly id: string;
-  private loading: Promise<LoadedModel> | undefined;
-  /** One ONNX session already uses every core, so calls on one model run one after another. */
-  private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
+  private readonly host: LocalModelHost<LoadedModel>;
 
   constructor(private readonly options: LocalRerankerOptions) {
-    const { id, maxBatchSize } = options;
+    const { id, source, maxBatchSize, modelsDir, cacheDir, allowDownload, logger } = options;
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new RangeError(`Rerank model ${id}: maxBatchSize must be a positive integer`);
-    this.id = options.id;
+    this.id = id;
+    this.host = new LocalModelHost({ id, source, modelsDir, cacheDir, allowDownload, logger, label: 'rerank model' }, (progress) =>
+      this.loadModel(progress),
+    );
   }
 
   async rerank(query: string, texts: string[], signal?: AbortSignal): Promise<number[]> {
-    if (this.closed) throw new Error(`Rerank model ${this.id} is closed`);
+    if (this.host.closed) throw new Error(`Rerank model ${this.id} is closed`);
     signal?.throwIfAborted();
     if (texts.length === 0) return [];
-    const loaded = await this.load();
-    return this.serially(async () => {
-      if (this.closed) throw new Error(`Rerank model ${this.id} is closed`);
+    const loaded = await this.host.load();
+    return this.host.serially(async () => {
+      if (this.host.closed) throw new Error(`Rerank model ${this.id} is closed`);
       const scores: number[] = [];
       for (let start = 0; start < texts.length; start += this.options.maxBatchSize) {
         signal?.throwIfAborted();
@@ -150,43 +124,15 @@ export class LocalCrossEncoderReranker implements Reranker {
     });
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    const loading = this.loading;
-    this.loading = undefined;
-    // Waits for running batches: disposing a session under a running inference crashes it.
-    await this.serially(async () => {
-      const loaded = await loading?.catch(() => undefined);
-      await loaded?.model.dispose();
-    });
+  /** Waits for running batches, then disposes the session. */
+  close(): Promise<void> {
+    return this.host.close();
   }
 
-  private serially<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  private load(): Promise<LoadedModel> {
-    this.loading ??= withLoadLock(() => this.loadModel()).catch((error: unknown) => {
-      // Forget the failure so a later call retries (the operator may have fixed the directory).
-      this.loading = undefined;
-      throw error;
-    });
-    return this.loading;
-  }
-
-  private async loadModel(): Promise<LoadedModel> {
-    const { id, source, dtype, modelsDir, cacheDir, allowDownload, logger } = this.options;
-    env.allowLocalModels = true;
-    env.localModelPath = modelsDir ?? libraryDefaultLocalModelPath;
-    env.allowRemoteModels = allowDownload;
-    if (cacheDir) env.cacheDir = cacheDir;
-
+  /** Runs under the process-wide load lock, with the library's `env` already set for this model's files. */
+  private async loadModel(progress_callback: ProgressCallback): Promise<LoadedModel> {
+    const { id, source, dtype, modelsDir, logger } = this.options;
     const started = performance.now();
-    const progress_callback = (info: ProgressInfo): void => {
-      if (info.status === 'done') logger?.info({ model: id, source, file: info.file }, 'rerank model file ready');
-    };
     let tokenizer: PreTrainedTokenizer;
     let model: PreTrainedModel;
     try {
@@ -201,10 +147,7 @@ export class LocalCrossEncoderReranker implements Reranker {
       throw new RerankModelUnavailableError(id, source, reason, { cause: error });
     }
 
-    const config = model.config as unknown as Record<string, unknown>;
-    const limits = [positiveInteger(tokenizer.model_max_length), positiveInteger(config.max_position_embeddings)];
-    const known = limits.filter((limit): limit is number => limit !== undefined);
-    const maxInputTokens = known.length > 0 ? Math.min(...known) : FALLBACK_MAX_INPUT_TOKENS;
+    const maxInputTokens = maxInputTokensOf(tokenizer, model);
     logger?.info({ model: id, source, dtype, maxInputTokens, ms: Math.round(performance.now() - started) }, 'rerank model loaded');
     return { tokenizer, model, maxInputTokens };
   }

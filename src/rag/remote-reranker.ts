@@ -6,7 +6,8 @@
  */
 import { Agent, request } from 'undici';
 import { z } from 'zod';
-import { UpstreamError } from '../errors.ts';
+import { ModelUpstreamError } from '../embeddings/errors.ts';
+import { redactApiKey, upstreamMessage } from '../embeddings/upstream-messages.ts';
 import type { Reranker } from './reranker.ts';
 
 export interface RemoteRerankerOptions {
@@ -24,18 +25,8 @@ export interface RemoteRerankerOptions {
 }
 
 /** A rerank server answered with an error, an unusable body, too late, or could not be reached. */
-export class RerankUpstreamError extends UpstreamError {
-  constructor(
-    message: string,
-    /** The server's HTTP status; undefined when no response arrived. */
-    readonly upstreamStatus: number | undefined,
-    options: { cause?: unknown } = {},
-  ) {
-    super(message, { cause: options.cause });
-  }
-}
+export class RerankUpstreamError extends ModelUpstreamError {}
 
-const UPSTREAM_MESSAGE_LIMIT = 200;
 const scored = z.object({ index: z.number().int().min(0) });
 const teiResponseSchema = z.array(scored.extend({ score: z.number() }));
 const cohereResponseSchema = z.object({ results: z.array(scored.extend({ relevance_score: z.number() })) });
@@ -120,23 +111,7 @@ export class RemoteReranker implements Reranker {
 
   /** Errors name the reranker and host, never the api key (a server may echo request headers back). */
   private failure(detail: string, status: number | undefined, cause?: unknown): RerankUpstreamError {
-    let message = `Rerank server for "${this.id}" (${this.url.host}) ${detail}`;
-    if (this.options.apiKey) message = message.split(this.options.apiKey).join('[redacted]');
-    return new RerankUpstreamError(message, status, { cause });
+    const message = `Rerank server for "${this.id}" (${this.url.host}) ${detail}`;
+    return new RerankUpstreamError(redactApiKey(message, this.options.apiKey), status, { cause });
   }
-}
-
-/** The server's own error message (OpenAI/Cohere/TEI JSON envelopes, or plain text), shortened. */
-function upstreamMessage(text: string): string {
-  let message = text.trim();
-  try {
-    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
-    const error = body.error as { message?: unknown } | string | undefined;
-    const found = typeof error === 'string' ? error : (error?.message ?? body.message ?? body.detail);
-    if (typeof found === 'string') message = found;
-  } catch {
-    // Not JSON: keep the text.
-  }
-  if (!message) return 'no error message';
-  return message.length > UPSTREAM_MESSAGE_LIMIT ? `${message.slice(0, UPSTREAM_MESSAGE_LIMIT)}…` : message;
 }

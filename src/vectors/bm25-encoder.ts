@@ -7,7 +7,7 @@
 import { stemmer } from 'stemmer';
 import { ENGLISH_STOP_WORDS } from './stop-words.ts';
 
-/** Qdrant's sparse vector. Indices are unique and ascending (Qdrant rejects duplicates). */
+/** Qdrant's sparse vector of BM25 term weights: indices are hashed terms, unique and ascending (Qdrant rejects duplicates). */
 export interface SparseVector {
   indices: number[];
   values: number[];
