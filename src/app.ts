@@ -12,6 +12,7 @@ import { usageRouter } from './api/usage.ts';
 import { accessLog } from './http/access-log.ts';
 import { authenticate } from './http/auth.ts';
 import { errorHandler, notFound } from './http/error-handler.ts';
+import { jsonBody } from './http/json-body.ts';
 import { requestId } from './http/request-id.ts';
 import { EXTRACTIVE_MODEL } from './models/extractive-model.ts';
 import type { Services } from './services.ts';
@@ -24,11 +25,11 @@ export function createApp(services: Services): express.Express {
 
   app.use(requestId());
   app.use(accessLog(services.logger, services.metrics, services.usage));
-  app.use(operationsRouter(services.readiness, services.metrics.registry));
+  app.use(operationsRouter(services.readiness, services.metrics.registry, services.logger));
 
   const v1 = Router();
   v1.use(authenticate(services.keys));
-  v1.use(express.json({ limit: services.config.bodyLimitBytes }));
+  v1.use(jsonBody(services.config.bodyLimitBytes));
   v1.use(chatRouter(services.modelRouter, services.groundedChat));
   v1.use(completionsRouter(services.modelRouter));
   v1.use(embeddingsRouter(services.embeddings));

@@ -27,7 +27,7 @@ const envSchema = z.object({
   QDRANT_API_KEY: z.string().min(1).optional(),
   QDRANT_BIN: z.string().min(1).optional(),
   CAIRN_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
-  CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
   CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),

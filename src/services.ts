@@ -11,7 +11,7 @@ import { parseDocument } from './ingest/parsers/index.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { FileService } from './knowledge/file-service.ts';
-import { KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
+import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ModelRegistry } from './models/model-registry.ts';
 import { ModelRouter } from './models/model-router.ts';
@@ -189,7 +189,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     readiness,
     async resumeIngestion() {
       const pending = await kbFiles.inProgress();
-      await queue.enqueue(pending.map((file) => ({ kbFileId: file.id })));
+      await queue.enqueue(pending.map(jobOf));
       return pending.length;
     },
     async close() {

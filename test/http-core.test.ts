@@ -71,6 +71,31 @@ describe('HTTP core', () => {
     await expectEnvelope(await post('/chat/completions', big), 413);
   });
 
+  it('answers hostile paths, parameters and text with 4xx envelopes, never 500', async () => {
+    const get = (path: string) => fetch(`${cairn.baseURL}${path}`, { headers: { authorization: `Bearer ${cairn.key}` } });
+    await expectEnvelope(await get('/files/%ff'), 400);
+    await expectEnvelope(await get('/files/abc%00def'), 400);
+    await expectEnvelope(await get('/usage?start_time=9000000000000'), 400, 'start_time');
+    const nul = await fetch(`${cairn.baseURL}/knowledge_bases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cairn.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'a\u0000b', embedding_model: 'none' }),
+    });
+    await expectEnvelope(nul, 400, 'name');
+    const surrogate = await fetch(`${cairn.baseURL}/knowledge_bases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cairn.key}`, 'content-type': 'application/json' },
+      body: '{"name":"x","embedding_model":"none","metadata":{"a":"\\ud800"}}',
+    });
+    await expectEnvelope(surrogate, 400, 'metadata.a');
+    const gzip = await fetch(`${cairn.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cairn.key}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: 'definitely not gzip',
+    });
+    await expectEnvelope(gzip, 400);
+  });
+
   it('answers unknown routes with 404 and wrong methods with 405, both as envelopes', async () => {
     const unknown = await fetch(`${cairn.baseURL}/nothing-here`, { headers: { authorization: `Bearer ${cairn.key}` } });
     const error = await expectEnvelope(unknown, 404);

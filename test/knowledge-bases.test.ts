@@ -72,6 +72,8 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     const all = [];
     for await (const file of client.files.list({ purpose: 'user_data', limit: 2, order: 'asc' })) all.push(file.id);
     assert.deepEqual(all, ids);
+    const before = await fetch(`${cairn.baseURL}/files?purpose=user_data&order=asc&limit=1&before=${ids[2]}`, { headers: { authorization: `Bearer ${cairn.key}` } });
+    assert.deepEqual(((await before.json()) as { data: Array<{ id: string }> }).data.map((file) => file.id), [ids[1]], 'the page right before the cursor');
   });
 
   it('sanitises filenames and refuses oversize uploads with 413', async () => {

@@ -307,7 +307,7 @@ describe('QdrantChunkStore on a real Qdrant', () => {
     const down = new QdrantChunkStore({ url: `http://127.0.0.1:${port}`, timeoutMs: 2_000 });
     const expected = (error: Error) =>
       error instanceof ServiceUnavailableError && error.status === 503
-      && error.message.startsWith(`The vector store (Qdrant at http://127.0.0.1:${port}) is unavailable`) && /ECONNREFUSED/.test(error.message);
+      && error.message.startsWith(`The vector store (Qdrant) is unavailable`) && !error.message.includes(String(port)) && /ECONNREFUSED/.test(error.message);
     await assert.rejects(down.health(), expected);
     await assert.rejects(down.search(LEXICAL, { projectId: 'p', kbId: 'k', sparse: terms(1), limit: 1 }), expected);
     await assert.rejects(down.ensureCollection(LEXICAL, null), expected);

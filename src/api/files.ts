@@ -1,4 +1,5 @@
 /** /v1/files — OpenAI's Files API: upload (multipart), list, retrieve, download, delete. */
+import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { FileService } from '../knowledge/file-service.ts';
@@ -71,8 +72,8 @@ export function filesRouter(files: FileService, blobs: BlobStore, maxUploadBytes
       res.setHeader('content-type', 'application/octet-stream');
       res.setHeader('content-length', String(file.bytes));
       res.attachment(file.filename);
-      stream.on('error', (error) => res.destroy(error));
-      stream.pipe(res);
+      // pipeline closes the file when the client leaves mid-download; pipe would leak the descriptor.
+      await pipeline(stream, res).catch(() => undefined);
     })
     .all(methodNotAllowed(['GET']));
 

@@ -42,6 +42,12 @@ async function relayJson(res: Response, upstream: UpstreamResponse, decorator?: 
   res.json(body);
 }
 
+/** Writes with backpressure; a client that leaves ends the wait instead of hanging it. */
+export async function writeEvent(res: Response, text: string): Promise<void> {
+  if (res.destroyed) throw new Error('client disconnected');
+  if (!res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+}
+
 export interface ProxiedBody extends Record<string, unknown> {
   model: string;
   stream?: boolean | null;
@@ -64,6 +70,11 @@ export async function proxyToModel(
     if (!res.writableFinished) upstreamAbort.abort();
   };
   res.once('close', onClientGone);
+  // The client may have left while Cairn was still retrieving: then nothing is sent upstream.
+  if (res.destroyed) {
+    res.off('close', onClientGone);
+    return;
+  }
   try {
     // Usage is always requested so that streamed requests are accounted too; relayStream strips it again.
     const forwarded = body.stream ? { ...body, stream_options: { ...body.stream_options, include_usage: true } } : body;
@@ -111,9 +122,7 @@ async function relayStream(
   const parser = new SseParser();
   let sawDone = false;
   let first = true;
-  const send = async (text: string): Promise<void> => {
-    if (!res.write(text)) await once(res, 'drain');
-  };
+  const send = (text: string): Promise<void> => writeEvent(res, text);
   try {
     for await (const chunk of upstream.body) {
       for (const payload of parser.push(chunk as Buffer)) {

@@ -7,8 +7,9 @@ import { parseRequest } from '../http/validate.ts';
 import type { UsageStore } from '../store/usage.ts';
 
 const usageQuery = z.object({
-  start_time: z.coerce.number().int().min(0).optional(),
-  end_time: z.coerce.number().int().min(0).optional(),
+  // Up to the year 9999: later dates are not valid timestamps.
+  start_time: z.coerce.number().int().min(0).max(253_402_300_799).optional(),
+  end_time: z.coerce.number().int().min(0).max(253_402_300_799).optional(),
 });
 
 const fromUnix = (seconds: number | undefined): Date | undefined => (seconds === undefined ? undefined : new Date(seconds * 1000));

@@ -23,9 +23,22 @@ function fromBodyParser(error: { type?: string; status?: number; limit?: number 
   }
 }
 
+/** PostgreSQL refuses NUL characters and unpaired surrogates in text: the input's fault, not the server's. */
+const UNSTORABLE_TEXT_CODES = new Set(['22021', '22P05']);
+
 export function toApiError(error: unknown): ApiError | undefined {
   if (error instanceof ApiError) return error;
-  if (error && typeof error === 'object' && 'type' in error) return fromBodyParser(error as { type?: string });
+  if (!error || typeof error !== 'object') return undefined;
+  const known = 'type' in error ? fromBodyParser(error as { type?: string }) : undefined;
+  if (known) return known;
+  const { code, status } = error as { code?: unknown; status?: unknown };
+  if (typeof code === 'string' && UNSTORABLE_TEXT_CODES.has(code)) {
+    return new InvalidRequestError('The request contains text that cannot be stored (a NUL character or an unpaired surrogate).');
+  }
+  // Errors from express and its parsers that already name a client error (bad %-encoding, bad gzip).
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ApiError(status, 'invalid_request_error', status === 400 ? 'The request could not be read.' : (error as Error).message);
+  }
   return undefined;
 }
 

@@ -10,9 +10,9 @@ import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
 import { collectionOf, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
 import type { IngestJob, JobContext } from '../queue/ingest-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
-import type { FileStore } from '../store/files.ts';
+import type { FileStore, StoredFile } from '../store/files.ts';
 import type { KbFile, KbFileStore } from '../store/kb-files.ts';
-import type { KnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
+import type { SearchableKnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
 import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
 import type { ChunkPoint, QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
 import { chunkDocument, resolveChunking } from './chunker.ts';
@@ -57,12 +57,15 @@ export class IngestPipeline {
 
   private async ingest(row: KbFile, context: JobContext): Promise<Outcome> {
     const { kbs, kbFiles, logger } = this.deps;
-    const kb = await kbs.get(row.projectId, row.kbId);
+    // The light lookup: counting the KB's files on every job slowed large ingests quadratically.
+    const kb = await kbs.getSearchable(row.projectId, row.kbId);
     if (!kb) return 'done';
     const started = performance.now();
     try {
-      const chunks = await this.chunk(row, kb, context.signal);
-      const outcome = await this.store(row, kb, chunks, context.signal);
+      const file = await this.deps.files.get(row.projectId, row.fileId);
+      if (!file) throw new IngestError('invalid_file', 'The file was deleted before it could be ingested.');
+      const chunks = await this.chunk(row, kb, file, context.signal);
+      const outcome = await this.store(row, kb, file.filename, chunks, context.signal);
       if (outcome === 'done') {
         logger.info({ kbFileId: row.id, fileId: row.fileId, chunks: chunks.length, ms: Math.round(performance.now() - started) }, 'file ingested');
       }
@@ -70,7 +73,8 @@ export class IngestPipeline {
     } catch (error) {
       if (context.signal.aborted) throw error;
       if (error instanceof IngestError) {
-        await kbFiles.fail(row.id, row.generation, { code: error.code, message: error.message });
+        // A row re-attached or deleted meanwhile is not ours to fail: let the current generation decide.
+        if (!(await kbFiles.fail(row.id, row.generation, { code: error.code, message: error.message }))) return this.abandon(row, kb);
         await this.removePoints(row, kb);
         return 'done';
       }
@@ -78,17 +82,15 @@ export class IngestPipeline {
         logger.error({ err: error, kbFileId: row.id }, 'ingestion failed for good');
         // The cause stays in the server log: it may name internal hosts or paths.
         const message = `Ingestion failed after ${context.attempt} attempts (${(error as { code?: string }).code ?? 'internal error'}); the server log has the details.`;
-        await kbFiles.fail(row.id, row.generation, { code: 'server_error', message });
+        if (!(await kbFiles.fail(row.id, row.generation, { code: 'server_error', message }))) return this.abandon(row, kb);
         return 'done';
       }
       throw error;
     }
   }
 
-  private async chunk(row: KbFile, kb: KnowledgeBase, signal: AbortSignal): Promise<Chunk[]> {
-    const { files, blobs, parse, tokenCounter } = this.deps;
-    const file = await files.get(row.projectId, row.fileId);
-    if (!file) throw new IngestError('invalid_file', 'The file was deleted before it could be ingested.');
+  private async chunk(row: KbFile, kb: SearchableKnowledgeBase, file: StoredFile, signal: AbortSignal): Promise<Chunk[]> {
+    const { blobs, parse, tokenCounter } = this.deps;
     const document = await parse(await blobs.read(file.sha256), file.filename, signal);
     const embedder = this.embedderOf(kb);
     const sizes = resolveChunking(row.chunkingStrategy, embedder ? await embedder.maxInputTokens() : undefined);
@@ -97,17 +99,15 @@ export class IngestPipeline {
     return chunks;
   }
 
-  private embedderOf(kb: KnowledgeBase): Embedder | undefined {
+  private embedderOf(kb: SearchableKnowledgeBase): Embedder | undefined {
     if (kb.embeddingModel === LEXICAL_ONLY) return undefined;
     const embedder = this.deps.embeddings.get(kb.embeddingModel);
     if (!embedder) throw new Error(`The embedding model '${kb.embeddingModel}' of this knowledge base is not configured.`);
     return embedder;
   }
 
-  private async store(row: KbFile, kb: KnowledgeBase, chunks: Chunk[], signal: AbortSignal): Promise<Outcome> {
+  private async store(row: KbFile, kb: SearchableKnowledgeBase, filename: string, chunks: Chunk[], signal: AbortSignal): Promise<Outcome> {
     const { kbFiles, chunkStore, bm25 } = this.deps;
-    const file = await this.deps.files.get(row.projectId, row.fileId);
-    const filename = file?.filename ?? row.fileId;
     const embedder = this.embedderOf(kb);
     const collection = collectionOf(chunkStore, kb);
     await chunkStore.ensureCollection(collection, kb.embeddingDimensions);
@@ -150,15 +150,24 @@ export class IngestPipeline {
     return 'done';
   }
 
-  /** The row changed under us. If it is gone or cancelled, nothing of this file may stay indexed. */
-  private async abandon(row: KbFile, kb: KnowledgeBase): Promise<Outcome> {
+  /** The row changed under us: decide what of this run's work may stay. */
+  private async abandon(row: KbFile, kb: SearchableKnowledgeBase): Promise<Outcome> {
     const current = await this.deps.kbFiles.byId(row.id);
-    if (current && current.status === 'in_progress') return 'superseded';
-    await this.removePoints(row, kb);
-    return 'done';
+    // Deleted or cancelled: nothing of this file may stay indexed.
+    if (!current || current.status === 'cancelled') {
+      await this.removePoints(row, kb);
+      return 'done';
+    }
+    // Another run finished this very generation (a duplicate job): its points are ours too.
+    if (current.generation === row.generation) return 'done';
+    // Re-attached: drop what this run wrote (the new run may already have cleaned up), then run the new generation if it is still pending.
+    await this.deps.chunkStore.deleteFile(collectionOf(this.deps.chunkStore, kb), {
+      projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, onlyGeneration: row.generation,
+    });
+    return current.status === 'in_progress' ? 'superseded' : 'done';
   }
 
-  private async removePoints(row: KbFile, kb: KnowledgeBase): Promise<void> {
+  private async removePoints(row: KbFile, kb: SearchableKnowledgeBase): Promise<void> {
     await this.deps.chunkStore.deleteFile(collectionOf(this.deps.chunkStore, kb), { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId });
   }
 }

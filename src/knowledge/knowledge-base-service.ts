@@ -5,7 +5,7 @@
 import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
 import { EmbeddingModelUnavailableError } from '../embeddings/errors.ts';
 import { InvalidRequestError, NotFoundError } from '../errors.ts';
-import type { IngestQueue } from '../queue/ingest-queue.ts';
+import type { IngestJob, IngestQueue } from '../queue/ingest-queue.ts';
 import type { FileStore } from '../store/files.ts';
 import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileStore } from '../store/kb-files.ts';
 import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
@@ -34,6 +34,8 @@ export function collectionOf(chunkStore: QdrantChunkStore, kb: Pick<KnowledgeBas
     ? chunkStore.collectionName(null, null)
     : chunkStore.collectionName(kb.embeddingModel, kb.embeddingDimensions);
 }
+
+export const jobOf = (file: KbFile): IngestJob => ({ kbFileId: file.id, generation: file.generation });
 
 export class KnowledgeBaseService {
   private readonly touchedAt = new Map<string, number>();
@@ -128,7 +130,7 @@ export class KnowledgeBaseService {
   async delete(projectId: string, id: string): Promise<KnowledgeBase> {
     const kb = await this.get(projectId, id);
     const attached = await this.kbFiles.list(projectId, id, { limit: 100_000, order: 'asc' });
-    await Promise.all(attached.data.map((file) => this.queue.cancel(file.id)));
+    await Promise.all(attached.data.map((file) => this.queue.cancel(jobOf(file))));
     await this.kbs.delete(projectId, id);
     // Rows first, points second: a job still running finds its row gone and removes what it wrote.
     await this.chunkStore.deleteKnowledgeBase(collectionOf(this.chunkStore, kb), { projectId, kbId: id });
@@ -146,7 +148,7 @@ export class KnowledgeBaseService {
 
   private async attachAll(projectId: string, kb: KnowledgeBase, attachments: Attachment[]): Promise<KbFile[]> {
     const attached = await this.kbFiles.attach(projectId, kb.id, attachments);
-    await this.queue.enqueue(attached.map((file) => ({ kbFileId: file.id })));
+    await this.queue.enqueue(attached.map(jobOf));
     return attached;
   }
 
@@ -164,7 +166,7 @@ export class KnowledgeBaseService {
       kbId,
       fileIds.map((fileId) => ({ fileId, attributes: request.attributes ?? {}, chunkingStrategy })),
     );
-    await this.queue.enqueue(result.files.map((file) => ({ kbFileId: file.id })));
+    await this.queue.enqueue(result.files.map(jobOf));
     return result;
   }
 
@@ -179,7 +181,7 @@ export class KnowledgeBaseService {
     await this.getBatch(projectId, kbId, batchId);
     const cancelled = await this.kbFiles.cancelBatch(projectId, kbId, batchId);
     for (const file of cancelled) {
-      await this.queue.cancel(file.id);
+      await this.queue.cancel(jobOf(file));
       await this.chunkStore.deleteFile(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId: file.fileId });
     }
     return this.getBatch(projectId, kbId, batchId);
@@ -202,7 +204,7 @@ export class KnowledgeBaseService {
     const kb = await this.get(projectId, kbId);
     const removed = await this.kbFiles.delete(projectId, kbId, fileId);
     if (!removed) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
-    await this.queue.cancel(removed.id);
+    await this.queue.cancel(jobOf(removed));
     await this.chunkStore.deleteFile(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId });
     return removed;
   }

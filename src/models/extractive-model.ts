@@ -64,7 +64,7 @@ export async function respondExtractively(res: Response, request: ExtractiveRequ
   });
   const send = async (payload: unknown): Promise<void> => {
     if (res.destroyed) return;
-    if (!res.write(sseData(payload))) await once(res, 'drain');
+    if (!res.write(sseData(payload))) await Promise.race([once(res, 'drain'), once(res, 'close')]);
   };
   await send(chunk({ role: 'assistant', content: '' }, null, request.extras));
   // Word by word, as a model would stream it, so clients render it the same way.

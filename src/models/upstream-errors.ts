@@ -35,6 +35,8 @@ export function normaliseUpstreamError(
   if (status === 503 || status === 504) {
     return new ApiError(status, 'upstream_error', `Model ${modelId} upstream answered ${status}: ${message}`, { code: 'upstream_error' });
   }
-  // 401/403/404 from an upstream are Cairn's configuration problem, not the caller's: report a bad gateway.
+  // 401/403 from an upstream are Cairn's configuration problem, not the caller's: report a bad gateway,
+  // without the upstream's text (it may echo the credentials Cairn sent).
+  if (status === 401 || status === 403) return new UpstreamError(`Model ${modelId} upstream refused Cairn's credentials (${status}); check the model config.`);
   return new UpstreamError(`Model ${modelId} upstream answered ${status}: ${message}`);
 }

@@ -6,11 +6,23 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ServiceUnavailableError } from '../errors.ts';
 import { DEFAULT_RETRY, type IngestHandler, type IngestJob, type IngestQueue, type RetryPolicy } from './ingest-queue.ts';
 
-function connect(url: string): Redis {
-  // BullMQ needs maxRetriesPerRequest: null so blocking commands survive reconnects.
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+const jobId = (job: IngestJob): string => `${job.kbFileId}-${job.generation}`;
+
+/**
+ * Workers need maxRetriesPerRequest: null so their blocking commands survive reconnects. The API's
+ * producer connection instead fails fast while Redis is away, so requests get a 503, not a hang.
+ */
+function connect(url: string, role: 'producer' | 'worker'): Redis {
+  return role === 'worker'
+    ? new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true })
+    : new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, enableReadyCheck: true });
+}
+
+function unavailable(error: unknown): ServiceUnavailableError {
+  return new ServiceUnavailableError(`The job queue (Redis) is unavailable: ${(error as Error).message}`, { cause: error });
 }
 
 export class BullIngestQueue implements IngestQueue {
@@ -18,18 +30,21 @@ export class BullIngestQueue implements IngestQueue {
   private readonly queue: Queue<IngestJob>;
 
   constructor(redisUrl: string, queueName: string, private readonly retry: RetryPolicy = DEFAULT_RETRY) {
-    this.connection = connect(redisUrl);
+    this.connection = connect(redisUrl, 'producer');
     this.queue = new Queue<IngestJob>(queueName, { connection: this.connection });
+    // Connection errors surface through the calls below; without a listener they would be unhandled.
+    this.queue.on('error', () => undefined);
   }
 
   async enqueue(jobs: IngestJob[]): Promise<void> {
     if (jobs.length === 0) return;
+    // The rows are already saved `in_progress`: if Redis is away, the next API start re-enqueues them.
     await this.queue.addBulk(
       jobs.map((job) => ({
         name: 'ingest',
         data: job,
         opts: {
-          jobId: job.kbFileId,
+          jobId: jobId(job),
           attempts: this.retry.attempts,
           backoff: { type: 'exponential', delay: this.retry.backoffMs },
           // The database keeps each file's outcome; finished jobs only need to make room for re-ingestion.
@@ -37,16 +52,20 @@ export class BullIngestQueue implements IngestQueue {
           removeOnFail: true,
         },
       })),
-    );
+    ).catch((error: unknown) => {
+      throw unavailable(error);
+    });
   }
 
-  async cancel(kbFileId: string): Promise<void> {
+  async cancel(job: IngestJob): Promise<void> {
     // A waiting job is removed; an active one is locked and notices the deleted row itself.
-    await this.queue.remove(kbFileId).catch(() => 0);
+    await this.queue.remove(jobId(job)).catch(() => 0);
   }
 
   async health(): Promise<void> {
-    await this.connection.ping();
+    await this.connection.ping().catch((error: unknown) => {
+      throw unavailable(error);
+    });
   }
 
   async close(): Promise<void> {
@@ -68,7 +87,7 @@ export class BullIngestWorker {
   private readonly shutdown = new AbortController();
 
   constructor(redisUrl: string, handler: IngestHandler, logger: Logger, options: WorkerOptions) {
-    this.connection = connect(redisUrl);
+    this.connection = connect(redisUrl, 'worker');
     const shutdown = this.shutdown;
     this.worker = new Worker<IngestJob>(
       options.queueName,

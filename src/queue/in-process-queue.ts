@@ -63,9 +63,9 @@ export class InProcessIngestQueue implements IngestQueue {
     }
   }
 
-  async cancel(kbFileId: string): Promise<void> {
-    this.rerun.delete(kbFileId);
-    this.active.get(kbFileId)?.abort();
+  async cancel(job: IngestJob): Promise<void> {
+    this.rerun.delete(job.kbFileId);
+    this.active.get(job.kbFileId)?.abort();
   }
 
   async health(): Promise<void> {}

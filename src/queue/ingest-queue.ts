@@ -1,8 +1,13 @@
 /** The job-queue port for ingestion. BullMQ (server mode) and an in-process runner (embedded) implement it. */
 
 export interface IngestJob {
-  /** The knowledge-base-file row id; also the job id, so duplicate jobs collapse. */
+  /** The knowledge-base-file row id. */
   kbFileId: string;
+  /**
+   * The attachment's generation. With the row id it makes the job id: enqueuing the same
+   * attachment twice collapses into one job, while a re-attach (new generation) is a new job.
+   */
+  generation: string;
 }
 
 export interface JobContext {
@@ -19,7 +24,7 @@ export type IngestHandler = (job: IngestJob, context: JobContext) => Promise<voi
 export interface IngestQueue {
   enqueue(jobs: IngestJob[]): Promise<void>;
   /** Best effort: stops a queued or running job. The database row stays the source of truth. */
-  cancel(kbFileId: string): Promise<void>;
+  cancel(job: IngestJob): Promise<void>;
   health(): Promise<void>;
   close(): Promise<void>;
 }

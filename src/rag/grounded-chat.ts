@@ -18,6 +18,17 @@ import { annotationsFor, citationsOf, type Citation } from './citations.ts';
 import { injectSources, packSources, sourceBudget, sourcesSystemMessage, type Source } from './context.ts';
 import type { KnowledgeBaseQuery, Retriever } from './retriever.ts';
 
+/**
+ * Exact counts for ordinary prompts; past this many characters the rest is estimated (4 per
+ * token), so one huge message cannot keep the tokenizer, and the server, busy for seconds.
+ */
+const EXACTLY_COUNTED_CHARS = 50_000;
+
+function estimateTokens(text: string, counter: TokenCounter): number {
+  if (text.length <= EXACTLY_COUNTED_CHARS) return counter.count(text);
+  return counter.count(text.slice(0, EXACTLY_COUNTED_CHARS)) + Math.ceil((text.length - EXACTLY_COUNTED_CHARS) / 4);
+}
+
 /** The extractive model quotes sentences; this only bounds how much it reads. */
 const EXTRACTIVE_CONTEXT_WINDOW = 8192;
 
@@ -81,7 +92,7 @@ export class GroundedChat {
     });
 
     const counter = await this.deps.tokenCounter();
-    const promptTokens = body.messages.reduce((sum, message) => sum + counter.count(messageText(message)) + 4, 0);
+    const promptTokens = body.messages.reduce((sum, message) => sum + estimateTokens(messageText(message), counter) + 4, 0);
     const contextWindow = route?.contextWindow ?? EXTRACTIVE_CONTEXT_WINDOW;
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.min(1024, Math.floor(contextWindow / 4));
     const sources = queries.length > 0 ? await this.retrieve(res, projectId, body, queries, extractive, contextWindow, promptTokens, maxTokens, counter) : [];
@@ -141,6 +152,8 @@ export class GroundedChat {
       .map((message) => `${message.role}: ${messageText(message)}`)
       .join('\n');
     const abort = new AbortController();
+    const onClientGone = (): void => abort.abort();
+    res.once('close', onClientGone);
     try {
       const upstream = await this.deps.models.send({
         model: body.model,
@@ -165,6 +178,8 @@ export class GroundedChat {
     } catch (error) {
       this.deps.logger.warn({ err: error, requestId: context(res).requestId }, 'query rewrite failed; searching the question as asked');
       return fallback;
+    } finally {
+      res.off('close', onClientGone);
     }
   }
 }

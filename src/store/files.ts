@@ -60,7 +60,7 @@ export class FileStore {
   }
 
   async list(projectId: string, page: PageRequest, purpose?: string): Promise<Page<StoredFile>> {
-    const { where, orderLimit, params } = keyset(
+    const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'created_at', id: 'id' },
       (param) => `SELECT created_at, id FROM files WHERE project_id = $1 AND id = ${param}`,
@@ -70,7 +70,7 @@ export class FileStore {
       `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2)${where}${orderLimit}`,
       [projectId, purpose ?? null, ...params],
     );
-    return toPage(rows.map(toFile), page.limit);
+    return toPage(rows.map(toFile), page.limit, reversed);
   }
 
   /** Deletes the row; returns whether another file still uses the same bytes. */

@@ -126,7 +126,7 @@ export class KbFileStore {
     page: PageRequest,
     options: { status?: KbFileStatus; batchId?: string } = {},
   ): Promise<Page<KbFile>> {
-    const { where, orderLimit, params } = keyset(
+    const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'created_at', id: 'file_id' },
       (param) => `SELECT created_at, file_id FROM knowledge_base_files WHERE kb_id = $2 AND file_id = ${param}`,
@@ -137,7 +137,7 @@ export class KbFileStore {
        WHERE project_id = $1 AND kb_id = $2 AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR batch_id = $4)${where}${orderLimit}`,
       [projectId, kbId, options.status ?? null, options.batchId ?? null, ...params],
     );
-    return toPage(rows.map(toKbFile), page.limit);
+    return toPage(rows.map(toKbFile), page.limit, reversed);
   }
 
   /** Every attachment of a file, across the project's knowledge bases. */

@@ -1,11 +1,11 @@
 /** The knowledge_bases table. Files attached to them live in kb-files.ts. */
 import { newId } from '../ids.ts';
+import type { ChunkingStrategy } from '../ingest/chunker.ts';
 import type { Database } from './database.ts';
 import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
 
-export type ChunkingStrategy =
-  | { type: 'auto' }
-  | { type: 'static'; static: { max_chunk_size_tokens: number; chunk_overlap_tokens: number } };
+/** Stored as given in `chunking_strategy`; the type belongs to the chunker that reads it. */
+export type { ChunkingStrategy };
 
 export interface FileCounts {
   in_progress: number;
@@ -133,14 +133,14 @@ export class KnowledgeBaseStore {
   }
 
   async list(projectId: string, page: PageRequest): Promise<Page<KnowledgeBase>> {
-    const { where, orderLimit, params } = keyset(
+    const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'kb.created_at', id: 'kb.id' },
       (param) => `SELECT created_at, id FROM knowledge_bases WHERE project_id = $1 AND id = ${param}`,
       2,
     );
     const rows = await this.db.query<KbRow>(`${SELECT} WHERE kb.project_id = $1${where}${GROUP}${orderLimit}`, [projectId, ...params]);
-    return toPage(rows.map(toKnowledgeBase), page.limit);
+    return toPage(rows.map(toKnowledgeBase), page.limit, reversed);
   }
 
   async update(

@@ -21,7 +21,7 @@ export function keyset(
   columns: { createdAt: string; id: string },
   cursorOf: (param: string) => string,
   firstParam: number,
-): { where: string; orderLimit: string; params: unknown[] } {
+): { where: string; orderLimit: string; params: unknown[]; reversed: boolean } {
   const key = `(${columns.createdAt}, ${columns.id})`;
   const conditions: string[] = [];
   const params: unknown[] = [];
@@ -35,15 +35,20 @@ export function keyset(
     params.push(page.before);
     conditions.push(`${key} ${backward} (${cursorOf(`$${firstParam + params.length - 1}`)})`);
   }
-  const direction = page.order === 'asc' ? 'ASC' : 'DESC';
+  // A page before a cursor is the `limit` rows nearest to it: read backwards, then put them back in order.
+  const reversed = page.before !== undefined && page.after === undefined;
+  const ascending = (page.order === 'asc') !== reversed;
+  const direction = ascending ? 'ASC' : 'DESC';
   return {
     where: conditions.length > 0 ? ` AND ${conditions.join(' AND ')}` : '',
     // One extra row tells whether there is a next page.
     orderLimit: ` ORDER BY ${columns.createdAt} ${direction}, ${columns.id} ${direction} LIMIT ${page.limit + 1}`,
     params,
+    reversed,
   };
 }
 
-export function toPage<T>(rows: T[], limit: number): Page<T> {
-  return { data: rows.slice(0, limit), hasMore: rows.length > limit };
+export function toPage<T>(rows: T[], limit: number, reversed = false): Page<T> {
+  const data = rows.slice(0, limit);
+  return { data: reversed ? data.reverse() : data, hasMore: rows.length > limit };
 }

@@ -77,15 +77,22 @@ export class UsageStore {
 
   async summary(projectId: string, since?: Date, until?: Date): Promise<UsageSummary[]> {
     await this.flush();
-    return this.db.query<UsageSummary>(
-      `SELECT model, count(*)::int AS requests,
-              coalesce(sum(prompt_tokens), 0)::int AS "promptTokens",
-              coalesce(sum(completion_tokens), 0)::int AS "completionTokens"
+    const rows = await this.db.query<{ model: string; requests: string | number; promptTokens: string | number; completionTokens: string | number }>(
+      `SELECT model, count(*) AS requests,
+              coalesce(sum(prompt_tokens), 0)::bigint AS "promptTokens",
+              coalesce(sum(completion_tokens), 0)::bigint AS "completionTokens"
        FROM usage_records
        WHERE project_id = $1 AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
        GROUP BY model ORDER BY model`,
       [projectId, since ?? null, until ?? null],
     );
+    // Token totals outgrow 32-bit integers; drivers return bigint as text.
+    return rows.map((row) => ({
+      model: row.model,
+      requests: Number(row.requests),
+      promptTokens: Number(row.promptTokens),
+      completionTokens: Number(row.completionTokens),
+    }));
   }
 
   async close(): Promise<void> {

@@ -5,12 +5,13 @@
 import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import { v5 as uuidv5 } from 'uuid';
 import { ServiceUnavailableError } from '../errors.ts';
+import type { SparseVector } from './bm25-encoder.ts';
 import {
   attributePath, matchKeyword, scopeConditions, translateFilter, type AttributeValue, type OpenAIFilter, type QdrantFilter,
 } from './qdrant-filters.ts';
 
-/** BM25 term weights; indices are hashed terms. */
-export type SparseVector = { indices: number[]; values: number[] };
+/** The BM25 encoder's output, stored and searched as Qdrant's sparse vector. */
+export type { SparseVector };
 
 export interface ChunkPayload {
   project_id: string;
@@ -98,7 +99,8 @@ export class QdrantChunkStore {
       // The client would otherwise use 6333 for a URL without a port; a URL means its scheme's default port.
       port: url.port === '' ? null : Number(url.port),
       // As a header, not `apiKey`: the client console.warns about keys over plain http (normal inside a compose network).
-      headers: options.apiKey ? { 'api-key': options.apiKey } : {},
+      // Qdrant gzips even tiny replies when asked, and fetch asks by default: decompressing cost more CPU than the bytes saved on a LAN.
+      headers: { 'accept-encoding': 'identity', ...(options.apiKey ? { 'api-key': options.apiKey } : {}) },
       timeout: options.timeoutMs ?? 60_000,
       // The version check runs un-awaited in the constructor and console.warns; /readyz reports reachability instead.
       checkCompatibility: false,
@@ -191,10 +193,17 @@ export class QdrantChunkStore {
     await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload: { ready: true }, filter, wait: true }));
   }
 
-  /** Deletes a file's points; with keepGeneration, only those an older ingestion run wrote. */
-  async deleteFile(collection: string, file: { projectId: string; kbId: string; fileId: string; keepGeneration?: string }): Promise<void> {
+  /**
+   * Deletes a file's points; with keepGeneration, all but that ingestion run's; with
+   * onlyGeneration, just that run's.
+   */
+  async deleteFile(
+    collection: string,
+    file: { projectId: string; kbId: string; fileId: string; keepGeneration?: string; onlyGeneration?: string },
+  ): Promise<void> {
     const filter: QdrantFilter = { must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId)] };
     if (file.keepGeneration !== undefined) filter.must_not = [matchKeyword('generation', file.keepGeneration)];
+    if (file.onlyGeneration !== undefined) (filter.must as Schemas['Condition'][]).push(matchKeyword('generation', file.onlyGeneration));
     await this.call('delete file chunks', collection, () => this.client.delete(collection, { wait: true, filter }), () => undefined);
   }
 
@@ -256,7 +265,8 @@ export class QdrantChunkStore {
       if (status === undefined ? isUnreachable(error) : status >= 500 || status === 401 || status === 403 || status === 429) {
         const retryAfter = (error as { retry_after?: unknown }).retry_after;
         const headers: Record<string, string> = typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
-        throw new ServiceUnavailableError(`The vector store (Qdrant at ${this.url}) is unavailable: ${detail}`, { cause: error, headers });
+        // The message reaches clients: it names the component, not its internal address.
+        throw new ServiceUnavailableError(`The vector store (Qdrant) is unavailable: ${detail}`, { cause: error, headers });
       }
       throw new Error(`Qdrant could not ${operation}${collection ? ` in ${collection}` : ''}: ${detail}`, { cause: error });
     }
@@ -284,5 +294,6 @@ function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (error.name === 'QdrantClientTimeoutError') return 'no answer before the timeout';
   const cause = error.cause as { code?: string; message?: string } | undefined;
-  return cause?.message ? `${error.message} (${cause.message})` : error.message;
+  // The code, not the message: the message names the internal address, and this text reaches clients.
+  return cause?.code ? `${error.message} (${cause.code})` : error.message;
 }
