@@ -34,14 +34,18 @@ const normalised = (text: string): string => text.replace(/\s+/g, ' ').trim().to
 /** Keeps rank order: a merged passage takes the place of its better-ranked part. */
 export function mergeChunks(chunks: RetrievedChunk[]): RetrievedChunk[] {
   const merged: RetrievedChunk[] = [];
+  // Each text is normalised once: re-normalising every kept chunk per candidate made this quadratic.
+  const seenTexts = new Set<string>();
   for (const chunk of chunks) {
     const partner = merged.findIndex((kept) => sameFile(kept, chunk) && overlaps(kept, chunk));
     if (partner >= 0) {
       merged[partner] = stitch(merged[partner]!, chunk);
+      seenTexts.add(normalised(merged[partner]!.text));
       continue;
     }
     const text = normalised(chunk.text);
-    if (merged.some((kept) => normalised(kept.text) === text)) continue;
+    if (seenTexts.has(text)) continue;
+    seenTexts.add(text);
     merged.push(chunk);
   }
   return merged;
