@@ -12,9 +12,6 @@
  *   DATABASE_URL     PostgreSQL (server mode); empty for embedded PGlite
  *   BENCH_LOG_FILE   where Cairn's JSON log lines go (default /dev/null); stdout stays free for the handshake
  *   CAIRN_LOG_LEVEL  as in production (default info)
- *   BENCH_QDRANT_IDENTITY=1  what-if, not the shipped code: every fetch to Qdrant asks for an uncompressed
- *                    answer (`accept-encoding: identity`), as if QdrantChunkStore passed that header to its
- *                    QdrantClient (src/vectors/qdrant-chunk-store.ts); fetch otherwise asks for gzip
  *
  * Commands, one per line on stdin, each answered with one JSON line:
  *   start                  reset the runtime statistics        → {"started":true}
@@ -45,18 +42,6 @@ let stop = (): void => void (stopWanted = true);
 process.on('SIGTERM', () => stop()); // on, not once: a second signal must not kill us mid-cleanup
 process.on('SIGINT', () => stop());
 process.stdin.on('end', () => stop()).resume(); // the parent holds our stdin: EOF means it is gone
-
-if (process.env.BENCH_QDRANT_IDENTITY === '1') {
-  const qdrantOrigin = new URL(process.env.QDRANT_URL).origin;
-  const fetchAsShipped = globalThis.fetch;
-  globalThis.fetch = (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (!url.startsWith(qdrantOrigin)) return fetchAsShipped(input, init);
-    const headers = new Headers(init?.headers);
-    if (!headers.has('accept-encoding')) headers.set('accept-encoding', 'identity');
-    return fetchAsShipped(input, { ...init, headers });
-  };
-}
 
 const dir = await mkdtemp(path.join(tmpdir(), 'cairn-bench-retrieval-'));
 const removeDir = { recursive: true, force: true, maxRetries: 5, retryDelay: 100 } as const;
@@ -159,12 +144,4 @@ stop = (): void => {
   })();
 };
 if (stopWanted) stop();
-else {
-  reply({
-    url: server.url,
-    key,
-    projectId: info.projectId,
-    db: config.databaseUrl ? 'postgres' : 'pglite',
-    qdrantIdentity: process.env.BENCH_QDRANT_IDENTITY === '1',
-  });
-}
+else reply({ url: server.url, key, projectId: info.projectId, db: config.databaseUrl ? 'postgres' : 'pglite' });

@@ -23,13 +23,14 @@
  * Measurements (concurrency 1, undici Pool; targets take turns in rounds, the order rotating each
  * round, a warm-up before every block):
  *   cairn-miss      POST /v1/knowledge_bases/{id}/search {query, max_num_results: 10}; queries: the
- *                   1,059 SciFact queries not in the hit set, cycled: more distinct queries than the
+ *                   other 1,055 distinct SciFact queries, cycled: more distinct queries than the
  *                   retriever's 1,000-entry LRU of query encodings, so every one is encoded afresh
  *   cairn-hit       the same with 50 SciFact test queries, repeated: always in that LRU
  *   qdrant-client   QdrantChunkStore.search in this process, the call the retriever makes, with the
  *                   same sparse vectors (encoded beforehand): Qdrant plus its JS client
- *   qdrant-identity the same query through the same JS client, built with `accept-encoding: identity`
- *                   (fetch asks for gzip by default, and Qdrant's gzip'd, chunked answers stall ~40 ms)
+ *   qdrant-gzip     the same query through a QdrantClient without QdrantChunkStore's `accept-encoding:
+ *                   identity` header (373006e), i.e. fetch's default gzip: Qdrant then answers gzip'd and chunked,
+ *                   and on loopback most such answers stall ~40 ms
  *   qdrant-http     the same query as a bare HTTP request (undici), with Qdrant's own `time` for it
  *   postgres-kb     KnowledgeBaseStore.getSearchable from this process: the lookup every search does
  *                   first (--db=postgres only)
@@ -56,8 +57,6 @@
  *   --wait-max-s=N          BENCH_WAIT_MAX_S       longest wait, each time (default 900)
  *   --dataset=DIR           BENCH_DATASET          BEIR SciFact directory (default ../shared/datasets/scifact)
  *   --seed=N                BENCH_SEED             seed of the synthetic documents (default 1)
- *   --what-if=qdrant-identity  BENCH_WHAT_IF       NOT the shipped code: Cairn's requests to Qdrant ask for uncompressed
- *                                                  answers (see bench/retrieval-server.ts), to measure that fix end to end
  *   --json=file             BENCH_JSON             also write the results as JSON
  *   --strict                BENCH_STRICT=1         exit 1 when the goal is missed
  */
@@ -123,8 +122,6 @@ const SEED = integer(option('seed', 'BENCH_SEED'), 1);
 const CHUNKS = integer(option('chunks', 'BENCH_CHUNKS'), QUICK ? 10_000 : 100_000);
 const QUERIES = integer(option('queries', 'BENCH_QUERIES'), QUICK ? 200 : 1_000);
 const CHAT = integer(option('chat', 'BENCH_CHAT'), QUICK ? 100 : 500);
-const WHAT_IF = option('what-if', 'BENCH_WHAT_IF');
-if (WHAT_IF !== undefined && WHAT_IF !== 'qdrant-identity') throw new Error(`--what-if knows only qdrant-identity, not ${WHAT_IF}`);
 
 const PLAN = {
   rounds: 4,
@@ -489,7 +486,7 @@ class RequestFailed extends Error {}
 
 let exitCode = 0;
 try {
-  log(`retrieval benchmark${QUICK ? ' (quick run)' : ''}${WHAT_IF ? ` (what-if: ${WHAT_IF})` : ''}: ${fmtInt(CHUNKS)} chunks, ${fmtInt(QUERIES)} queries per search target, ${fmtInt(CHAT)} chat requests per variant, db ${DB}`);
+  log(`retrieval benchmark${QUICK ? ' (quick run)' : ''}: ${fmtInt(CHUNKS)} chunks, ${fmtInt(QUERIES)} queries per search target, ${fmtInt(CHAT)} chat requests per variant, db ${DB}`);
   await waitForOtherBenchmark('building the knowledge base');
 
   log('starting Qdrant, the database, the stub and Cairn');
@@ -510,7 +507,6 @@ try {
     QDRANT_URL: managed.url,
     DATABASE_URL: database?.url ?? '',
     BENCH_LOG_FILE: path.join(tempDir, 'cairn.log'),
-    BENCH_QDRANT_IDENTITY: WHAT_IF === 'qdrant-identity' ? '1' : '0',
   });
   const cairnPid = cairnChild.proc.pid;
   const projectId = cairnChild.info.projectId!;
@@ -574,16 +570,16 @@ try {
     return latency;
   };
   const nextMissForClient = cycle(missSet);
-  const nextMissForIdentity = cycle(missSet);
+  const nextMissForGzip = cycle(missSet);
   const nextMissForHttp = cycle(missSet);
-  // The JS client as QdrantChunkStore builds it, but asking for uncompressed responses: fetch sends
-  // `accept-encoding: gzip, deflate` by default, and Qdrant then answers gzip'd and chunked.
+  // The JS client as QdrantChunkStore builds it, minus its `accept-encoding: identity`: fetch then
+  // sends `accept-encoding: gzip, deflate`, and Qdrant answers gzip'd and chunked.
   const qdrantOrigin = new URL(managed.url);
-  const identityClient = new QdrantClient({
+  const gzipClient = new QdrantClient({
     url: `${qdrantOrigin.protocol}//${qdrantOrigin.host}`,
     port: Number(qdrantOrigin.port),
     prefix: '',
-    headers: { 'accept-encoding': 'identity' },
+    headers: {},
     timeout: 60_000,
     checkCompatibility: false,
   });
@@ -603,12 +599,12 @@ try {
       },
     },
     {
-      name: 'qdrant-identity',
-      what: 'the same with the JS client sending accept-encoding: identity',
+      name: 'qdrant-gzip',
+      what: 'the same, JS client without accept-encoding: identity',
       run: async (sample) => {
-        const sparse = sparseOf.get(nextMissForIdentity())!;
+        const sparse = sparseOf.get(nextMissForGzip())!;
         const started = performance.now();
-        const response = await identityClient.query(LEXICAL_COLLECTION, { query: sparse, using: 'bm25', filter, limit: MAX_RESULTS, with_payload: true });
+        const response = await gzipClient.query(LEXICAL_COLLECTION, { query: sparse, using: 'bm25', filter, limit: MAX_RESULTS, with_payload: true });
         const latency = performance.now() - started;
         if (sample && response.points.length === 0) sample.emptyResults += 1;
         return latency;
@@ -758,7 +754,7 @@ try {
   const miss = stats.get('cairn-miss')!;
   const hit = stats.get('cairn-hit')!;
   const viaClient = stats.get('qdrant-client')!;
-  const viaIdentity = stats.get('qdrant-identity')!;
+  const viaGzip = stats.get('qdrant-gzip')!;
   const viaHttp = stats.get('qdrant-http')!;
   const pgLookup = stats.get('postgres-kb');
   const floor = stats.get('cairn-models')!;
@@ -807,12 +803,7 @@ try {
     `Cairn in server mode: ${DB === 'postgres' ? 'PostgreSQL (fresh database on 127.0.0.1:5432)' : 'PGlite (embedded)'}, Qdrant ${managed.url} ` +
       '(ManagedQdrant from node_modules), log level info to a file, no reranker.',
   );
-  if (WHAT_IF) {
-    lines.push(
-      'WHAT-IF RUN, not the shipped code: the Cairn child sends `accept-encoding: identity` on its requests to Qdrant ' +
-        '(a fetch wrapper in bench/retrieval-server.ts standing in for that header in QdrantChunkStore\'s QdrantClient).',
-    );
-  }
+
   if (waits.length > 0) {
     lines.push(`Waited for \`${WAIT_FOR}\`: ${waits.map((w) => `${w.waitedS} s before ${w.before}${w.stillRunning ? ' (STILL RUNNING: results distorted)' : ''}`).join('; ')}.`);
   }
@@ -862,8 +853,8 @@ try {
     `Qdrant's own \`time\` for the query (qdrant-http): p50 ${fmt(qdrantTime.p50)} ms, p95 ${fmt(qdrantTime.p95)} ms. ` +
       `Cairn over Qdrant as Cairn calls it (cairn-miss − qdrant-client): p50 +${fmt(miss.p50 - viaClient.p50)} ms, p95 +${fmt(miss.p95 - viaClient.p95)} ms; ` +
       `over the bare HTTP query (cairn-miss − qdrant-http): p50 +${fmt(miss.p50 - viaHttp.p50)} ms, p95 +${fmt(miss.p95 - viaHttp.p95)} ms. ` +
-      `The JS client's gzip'd responses (qdrant-client − qdrant-identity): p50 +${fmt(viaClient.p50 - viaIdentity.p50)} ms, ` +
-      `p95 +${fmt(viaClient.p95 - viaIdentity.p95)} ms. Cache hit vs miss p50: ${fmt(hit.p50 - miss.p50)} ms.`,
+      `Gzip'd answers, as before 373006e (qdrant-gzip − qdrant-client): p50 +${fmt(viaGzip.p50 - viaClient.p50)} ms, ` +
+      `p95 +${fmt(viaGzip.p95 - viaClient.p95)} ms. Cache hit vs miss p50: ${fmt(hit.p50 - miss.p50)} ms.`,
   );
   lines.push(
     `Parts, measured from the bench process: BM25 query encoding ${fmt(encodeColdUs, 0)} µs/query with a cold word memo, ${fmt(encodeWarmUs, 1)} µs warm; ` +
@@ -936,7 +927,6 @@ try {
       quick: QUICK,
       machine: { cpus: cpu.length, model: cpu[0]?.model.trim(), node: process.version },
       db: DB,
-      whatIf: WHAT_IF ?? null,
       waits,
       overlaps: [...overlaps],
       kb,
