@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import type { InProcessIngestQueue } from '../src/queue/in-process-queue.ts';
+import { KbFileStore } from '../src/store/kb-files.ts';
 import { longText, makePdf } from './helpers/documents.ts';
 import { startCairn, type TestCairn } from './helpers/harness.ts';
 import { createTinyEmbeddingModel } from './helpers/tiny-model.ts';
@@ -194,6 +195,18 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     await client.vectorStores.files.delete(big.id, { vector_store_id: kb.id });
     await idle();
     assert.equal(await pointsOf('cairn_lexical', kb.id, big.id), 0);
+  });
+
+  it('resumes files left in progress (as after a restart) when ingestion resumes', async () => {
+    const kb = await client.vectorStores.create({ name: 'resume', ...({ embedding_model: 'none' } as object) });
+    const file = await client.files.create({ file: await toFile(Buffer.from('Tulips bloom in April.'), 'tulips.txt'), purpose: 'assistants' });
+    // Attached in the database only, with no job: what a crash between attach and run leaves behind.
+    await new KbFileStore(cairn.services.db).attach(projectId, kb.id, [{ fileId: file.id, attributes: {}, chunkingStrategy: { type: 'auto' } }]);
+    assert.equal((await client.vectorStores.files.retrieve(file.id, { vector_store_id: kb.id })).status, 'in_progress');
+    assert.ok((await cairn.services.resumeIngestion()) >= 1);
+    await idle();
+    assert.equal((await client.vectorStores.files.retrieve(file.id, { vector_store_id: kb.id })).status, 'completed');
+    assert.ok((await pointsOf('cairn_lexical', kb.id, file.id)) > 0);
   });
 
   it('deletes a knowledge base with its chunks', async () => {
