@@ -48,17 +48,10 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { option, truthy } from './options.ts';
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-function option(name: string, envName: string): string | undefined {
-  const flag = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (flag) return flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : '1';
-  const value = process.env[envName];
-  return value === undefined || value === '' ? undefined : value;
-}
-const truthy = (value: string | undefined): boolean => value !== undefined && !['0', 'false', 'no'].includes(value.toLowerCase());
 
 const QUICK = truthy(option('quick', 'BENCH_QUICK'));
 const PROFILE = truthy(option('profile', 'BENCH_PROFILE'));

@@ -53,17 +53,10 @@ import { collectionName, QdrantChunkStore } from '../src/vectors/qdrant-chunk-st
 import { createTestDatabase, type TestDatabase } from '../test/helpers/harness.ts';
 import { createTinyEmbeddingModel, type TinyModel } from '../test/helpers/tiny-model.ts';
 import { BENCH_DIR, cpuMs, DEFAULT_CORPUS, loadCorpus, REPO_ROOT, statusKb } from './ingest-common.ts';
+import { option, truthy } from './options.ts';
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-function option(name: string, envName: string): string | undefined {
-  const flag = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (flag) return flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : '1';
-  const value = process.env[envName];
-  return value === undefined || value === '' ? undefined : value;
-}
-const truthy = (value: string | undefined): boolean => value !== undefined && !['0', 'false', 'no'].includes(value.toLowerCase());
 function positiveInt(name: string, envName: string, fallback: number): number {
   const raw = option(name, envName);
   if (raw === undefined) return fallback;
@@ -71,7 +64,7 @@ function positiveInt(name: string, envName: string, fallback: number): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, not ${raw}`);
   return value;
 }
-for (const arg of argv) {
+for (const arg of process.argv.slice(2)) {
   const known = ['quick', 'limit', 'concurrency', 'skip-dense', 'poll-ms', 'upload-concurrency', 'profile', 'profile-dir', 'corpus', 'json', 'strict'];
   if (!known.some((name) => arg === `--${name}` || arg.startsWith(`--${name}=`))) throw new Error(`unknown option ${arg}; known: ${known.map((n) => `--${n}`).join(' ')}`);
 }

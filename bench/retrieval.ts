@@ -86,17 +86,10 @@ import { loadAbstracts, loadQrelQueryIds, loadQueries, seededRandom, syntheticDo
 import {
   command, cpuMs, fmt, fmtInt, killChildrenNow, otherProcesses, startChild, stopChildren, summarise, table, waitUntilGone, type Child,
 } from './retrieval-util.ts';
+import { option, truthy } from './options.ts';
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-function option(name: string, envName: string): string | undefined {
-  const flag = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (flag) return flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : '1';
-  const value = process.env[envName];
-  return value === undefined || value === '' ? undefined : value;
-}
-const truthy = (value: string | undefined): boolean => value !== undefined && !['0', 'false', 'no'].includes(value.toLowerCase());
 const integer = (value: string | undefined, fallback: number): number => {
   if (value === undefined) return fallback;
   const n = Number(value.replace(/[_,]/g, ''));
