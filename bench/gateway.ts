@@ -42,13 +42,14 @@
  * which is where latency tails (p99) come from.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { option, truthy } from './options.ts';
+import { cpuMs, fmt, fmtInt, percentile, table } from './report.ts';
 
 // ---------------------------------------------------------------- options
 
@@ -296,20 +297,7 @@ interface Sample {
 }
 const emptySample = (): Sample => ({ latencies: [], requests: 0, errors: 0, elapsedMs: 0, gatewayCpuMs: 0, stubCpuMs: 0 });
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ, 100 on every mainstream Linux build
 let stubPid: number | undefined;
-
-/** user+sys CPU time of a process (all its threads) in ms, from /proc/<pid>/stat; NaN where unavailable. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** Runs one measured block, adding the CPU time the gateway and the stub spent meanwhile to `sample`. */
 async function measured(target: Target, sample: Sample, block: () => Promise<void>): Promise<void> {
@@ -405,10 +393,6 @@ interface Stats {
   stubCpuUs: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 function stats(sample: Sample): Stats {
   const sorted = Float64Array.from(sample.latencies).sort();
@@ -427,16 +411,7 @@ function stats(sample: Sample): Stats {
 
 // ---------------------------------------------------------------- report
 
-const fmt = (value: number, digits = 2): string => (Number.isFinite(value) ? value.toFixed(digits) : '–');
-const fmtInt = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
 
-function table(header: string[], rows: string[][], alignRight: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string =>
-    `| ${cells.map((cell, i) => (alignRight[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (alignRight[i] ? `${'-'.repeat(w + 1)}:` : `${'-'.repeat(w + 2)}`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 // ---------------------------------------------------------------- main
 

@@ -31,20 +31,8 @@ export function loadCorpus(file: string, limit = Number.POSITIVE_INFINITY): Corp
   return files;
 }
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ, 100 on every mainstream Linux build
 
-/** user+sys CPU ms of a process (all threads), plus that of its reaped children when `withChildren`; NaN if gone. */
-export function cpuMs(pid: number | undefined, withChildren = false): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-    const ticks = Number(fields[11]) + Number(fields[12]) + (withChildren ? Number(fields[13]) + Number(fields[14]) : 0);
-    return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return Number.NaN;
-  }
-}
+export { cpuMs } from './report.ts';
 
 /** A `/proc/<pid>/status` field in kB (VmHWM = peak RSS, VmRSS = current RSS). */
 export function statusKb(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {

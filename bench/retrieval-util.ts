@@ -6,6 +6,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { cpuMs, fmt, fmtInt, percentile, table } from './report.ts';
+
+export { cpuMs, fmt, fmtInt, percentile, table };
 
 // ---------------------------------------------------------------- child processes
 
@@ -97,19 +100,6 @@ export async function stopChildren(graceMs = 20_000): Promise<void> {
 
 // ---------------------------------------------------------------- CPU time
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ, 100 on every mainstream Linux build
-
-/** user+sys CPU time of a process (all its threads) in ms, from /proc/<pid>/stat; NaN where unavailable. */
-export function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 function parentOf(pid: number): number | undefined {
   try {
@@ -159,11 +149,6 @@ export async function waitUntilGone(pattern: string, maxMs: number, log: (messag
 
 // ---------------------------------------------------------------- statistics and tables
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 export interface Summary {
   n: number;
@@ -186,14 +171,4 @@ export function summarise(values: number[]): Summary {
   };
 }
 
-export const fmt = (value: number, digits = 2): string => (Number.isFinite(value) ? value.toFixed(digits) : '–');
-export const fmtInt = (value: number): string => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
 
-/** A Markdown table with padded columns. */
-export function table(header: string[], rows: string[][], alignRight: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string =>
-    `| ${cells.map((cell, i) => (alignRight[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (alignRight[i] ? `${'-'.repeat(w + 1)}:` : `${'-'.repeat(w + 2)}`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
