@@ -1,6 +1,8 @@
 /**
  * Sends a request to a model's upstreams: least-in-flight replica, retries with backoff on
- * connection errors, 5xx and 429 (honouring `retry-after`), then the model's fallbacks.
+ * connection errors, 5xx and 429 (honouring `retry-after`), then the model's fallbacks. A replica
+ * that lets a request time out before its headers is not asked again: the request moves on to
+ * another replica or fallback at once, or fails with 504 when none is left.
  * Everything here happens before the first byte reaches the client; once the caller starts
  * relaying a response nothing is retried.
  */
@@ -35,7 +37,7 @@ export interface UpstreamResponse {
 
 type Attempt =
   | { ok: true; response: UpstreamResponse }
-  | { ok: false; error: ApiError; retryable: boolean; retryAfterMs?: number };
+  | { ok: false; error: ApiError; retryable: boolean; retryAfterMs?: number; timedOut?: boolean };
 
 const RETRYABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
@@ -78,14 +80,19 @@ export class ModelRouter {
     let lastError: ApiError | undefined;
     for (const route of chain) {
       const failed = new Set<Replica>();
+      const stalled = new Set<Replica>();
       for (let attempt = 0; attempt <= route.retries.max_retries; attempt += 1) {
         const replica = route.picker.pick(failed);
+        // Only replicas that already let this request time out are left: repeating it would double the wait.
+        if (stalled.has(replica)) break;
         const result = await this.attempt(route, replica, call);
         if (result.ok) return result.response;
         lastError = result.error;
         if (!result.retryable) throw result.error;
         failed.add(replica);
+        if (result.timedOut) stalled.add(replica);
         if (attempt === route.retries.max_retries) break;
+        if (result.timedOut) continue; // the timeout was the wait
         const wait = this.backoff(route, attempt, result.retryAfterMs);
         if (wait === undefined) break; // the upstream asked for a longer pause than we wait: try the fallback now
         await sleep(wait, undefined, { signal: call.signal });
@@ -147,11 +154,9 @@ export class ModelRouter {
         { model: route.id, upstream: replica.label, status: 'error' },
         (performance.now() - started) / 1000,
       );
-      // A stalled upstream is not retried: repeating the request would only double the wait.
       if (error instanceof undiciErrors.HeadersTimeoutError) {
-        throw new UpstreamTimeoutError(
-          `Model ${route.id} did not start answering within ${route.timeouts.first_byte_ms} ms`,
-        );
+        const timeout = new UpstreamTimeoutError(`Model ${route.id} did not start answering within ${route.timeouts.first_byte_ms} ms`);
+        return { ok: false, retryable: true, timedOut: true, error: timeout };
       }
       const code = errorCode(error);
       if (code && RETRYABLE_CODES.has(code)) {
