@@ -142,7 +142,7 @@ export class ModelRouter {
       const retryAfter = header(response.headers, 'retry-after');
       return {
         ok: false,
-        error: normaliseUpstreamError(response.statusCode, text, route.id, retryAfter),
+        error: normaliseUpstreamError(response.statusCode, text, route.id, retryAfter, replica.apiKey),
         // Client errors are final: the same request would fail the same way on every replica.
         retryable: response.statusCode === 429 || response.statusCode >= 500,
         retryAfterMs: parseRetryAfter(retryAfter),

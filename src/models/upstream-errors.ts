@@ -2,6 +2,7 @@
  * Turns whatever an upstream answered with (OpenAI's envelope, vLLM's `{"object":"error",…}`,
  * plain text) into one of Cairn's typed errors, so the client always sees OpenAI's envelope.
  */
+import { redactApiKey } from '../embeddings/upstream-messages.ts';
 import { ApiError, InvalidRequestError, RateLimitError, UpstreamError } from '../errors.ts';
 
 function upstreamMessage(bodyText: string): { message: string; param: string | null; code: string | null } {
@@ -18,13 +19,20 @@ function upstreamMessage(bodyText: string): { message: string; param: string | n
   }
 }
 
+/** `apiKey`: the key Cairn sent to this upstream; an upstream may echo it in its error, which reaches the client. */
 export function normaliseUpstreamError(
   status: number,
   bodyText: string,
   modelId: string,
   retryAfter: string | undefined,
+  apiKey?: string,
 ): ApiError {
-  const { message, param, code } = upstreamMessage(bodyText);
+  const redact = (text: string): string => redactApiKey(text, apiKey);
+  const quoted = upstreamMessage(redact(bodyText));
+  // Again after parsing: a JSON escape (\u0073k-…) hides the key from the first pass.
+  const message = redact(quoted.message);
+  const param = quoted.param && redact(quoted.param);
+  const code = quoted.code && redact(quoted.code);
   if (status === 429) {
     return new RateLimitError(`Model ${modelId} is overloaded: ${message}`, {
       headers: retryAfter ? { 'retry-after': retryAfter } : {},
