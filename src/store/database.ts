@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { ServiceUnavailableError } from '../errors.ts';
 
 export interface Queryable {
   query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<Row[]>;
@@ -19,6 +20,23 @@ export interface Database extends Queryable {
   close(): Promise<void>;
 }
 
+/** Socket errors, pg's own "connection terminated/timeout" errors, SQLSTATE class 08 and server shutdown/startup. */
+const CONNECTION_SQLSTATES = /^(08...|57P0[123]|53300)$/;
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * A lost or refused connection (a Postgres restart, a network cut) becomes a 503 naming the
+ * database, without the driver's details; the pool opens new connections by itself when it is back.
+ */
+function unavailableIfDisconnected(error: unknown): unknown {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const lost =
+    (typeof code === 'string' && (SOCKET_CODES.has(code) || CONNECTION_SQLSTATES.test(code))) ||
+    (typeof message === 'string' && CONNECTION_MESSAGES.test(message));
+  return lost ? new ServiceUnavailableError('The database (PostgreSQL) is unavailable; try again shortly.', { cause: error }) : error;
+}
+
 export class PostgresDatabase implements Database {
   readonly kind = 'postgres';
   private readonly pool: pg.Pool;
@@ -30,16 +48,22 @@ export class PostgresDatabase implements Database {
   }
 
   async query<Row>(sql: string, params: unknown[] = []): Promise<Row[]> {
-    const result = await this.pool.query(sql, params);
+    const result = await this.pool.query(sql, params).catch((error: unknown) => {
+      throw unavailableIfDisconnected(error);
+    });
     return result.rows as Row[];
   }
 
   async exec(sql: string): Promise<void> {
-    await this.pool.query(sql);
+    await this.pool.query(sql).catch((error: unknown) => {
+      throw unavailableIfDisconnected(error);
+    });
   }
 
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw unavailableIfDisconnected(error);
+    });
     try {
       await client.query('BEGIN');
       const tx: Queryable = {
@@ -50,7 +74,7 @@ export class PostgresDatabase implements Database {
       return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      throw unavailableIfDisconnected(error);
     } finally {
       client.release();
     }
