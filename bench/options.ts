@@ -1,9 +1,17 @@
-/** Benchmark options: `--name[=value]` on the command line, else the environment variable, else unset. */
+/**
+ * Benchmark options: `--name=value` or `--name value` on the command line (a bare `--name` is `1`),
+ * else the environment variable, else unset.
+ */
 const argv = process.argv.slice(2);
 
 export function option(name: string, envName: string): string | undefined {
-  const flag = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (flag) return flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : '1';
+  const index = argv.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
+  if (index >= 0) {
+    const flag = argv[index]!;
+    if (flag.includes('=')) return flag.slice(flag.indexOf('=') + 1);
+    const next = argv[index + 1];
+    return next !== undefined && !next.startsWith('--') ? next : '1';
+  }
   const value = process.env[envName];
   return value === undefined || value === '' ? undefined : value;
 }
