@@ -7,6 +7,7 @@ import { filesRouter } from './api/files.ts';
 import { KNOWLEDGE_BASE_FLAVOR, VECTOR_STORE_FLAVOR } from './api/knowledge-base-objects.ts';
 import { knowledgeBasesRouter } from './api/knowledge-bases.ts';
 import { modelsRouter } from './api/models.ts';
+import { openApiRouter } from './api/openapi.ts';
 import { operationsRouter } from './api/operations.ts';
 import { usageRouter } from './api/usage.ts';
 import { accessLog } from './http/access-log.ts';
@@ -26,6 +27,7 @@ export function createApp(services: Services): express.Express {
   app.use(requestId());
   app.use(accessLog(services.logger, services.metrics, services.usage));
   app.use(operationsRouter(services.readiness, services.metrics.registry, services.logger));
+  app.use(openApiRouter());
 
   const v1 = Router();
   v1.use(authenticate(services.keys));

@@ -13,8 +13,8 @@ import { listBody, pageQuery, pageRequest } from './pagination.ts';
 
 const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals', 'knowledge_base'] as const;
 
-const uploadFields = z.object({ purpose: z.enum(PURPOSES) });
-const listQuery = pageQuery(100, 10_000).extend({ purpose: z.string().min(1).optional() });
+export const uploadFields = z.object({ purpose: z.enum(PURPOSES) });
+export const listQuery = pageQuery(100, 10_000).extend({ purpose: z.string().min(1).optional() });
 
 export function fileObject(file: StoredFile) {
   return {

@@ -14,28 +14,28 @@ import { attributesSchema, chunkingStrategySchema, fileIdsSchema, metadataSchema
 import { fileBatchObject, knowledgeBaseFileObject, knowledgeBaseObject, type Flavor } from './knowledge-base-objects.ts';
 import { listBody, pageQuery, pageRequest } from './pagination.ts';
 
-const createRequest = z.looseObject({
+export const createRequest = z.looseObject({
   name: z.string().max(256).optional(),
   description: z.string().max(2048).nullish(),
   metadata: metadataSchema.optional(),
-  embedding_model: z.string().min(1).optional(),
+  embedding_model: z.string().min(1).optional().meta({ description: 'Cairn extension: the embedding model for dense search, or `none` for lexical-only (default `CAIRN_EMBEDDING_MODEL`).' }),
   chunking_strategy: chunkingStrategySchema.optional(),
   file_ids: fileIdsSchema.optional(),
 });
 
-const updateRequest = z.looseObject({
+export const updateRequest = z.looseObject({
   name: z.string().max(256).optional(),
   description: z.string().max(2048).nullish(),
   metadata: metadataSchema.nullish(),
 });
 
-const attachRequest = z.looseObject({
+export const attachRequest = z.looseObject({
   file_id: z.string().min(1),
   attributes: attributesSchema.nullish(),
   chunking_strategy: chunkingStrategySchema.optional(),
 });
 
-const batchRequest = z.looseObject({
+export const batchRequest = z.looseObject({
   file_ids: fileIdsSchema,
   attributes: attributesSchema.nullish(),
   chunking_strategy: chunkingStrategySchema.optional(),
@@ -53,7 +53,8 @@ export function searchRequest(maxResults: number) {
 }
 
 const statusFilter = z.enum(['in_progress', 'completed', 'failed', 'cancelled']);
-const fileListQuery = pageQuery(20, 100).extend({ filter: statusFilter.optional() });
+export const listQuery = pageQuery(20, 100);
+export const fileListQuery = listQuery.extend({ filter: statusFilter.optional() });
 
 /** Clients poll in-progress objects; tell them how often (the openai SDK reads this header). */
 function pollHint(res: Response, inProgress: boolean): void {
@@ -73,7 +74,7 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
       res.json(knowledgeBaseObject(kb, flavor));
     })
     .get(async (req, res) => {
-      const query = parseRequest(pageQuery(20, 100), { ...req.query });
+      const query = parseRequest(listQuery, { ...req.query });
       const page = await service.list(project(res), pageRequest(query));
       res.json(listBody(page, (kb) => knowledgeBaseObject(kb, flavor), (kb) => kb.id));
     })

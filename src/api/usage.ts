@@ -6,7 +6,7 @@ import { methodNotAllowed } from '../http/error-handler.ts';
 import { parseRequest } from '../http/validate.ts';
 import type { UsageStore } from '../store/usage.ts';
 
-const usageQuery = z.object({
+export const usageQuery = z.object({
   // Up to the year 9999: later dates are not valid timestamps.
   start_time: z.coerce.number().int().min(0).max(253_402_300_799).optional(),
   end_time: z.coerce.number().int().min(0).max(253_402_300_799).optional(),

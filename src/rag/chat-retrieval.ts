@@ -14,19 +14,27 @@ const knowledgeBaseRef = z.union([
   z.string().min(1),
   z.strictObject({
     id: z.string().min(1),
-    max_num_results: z.number().int().min(1).max(50).optional(),
+    max_num_results: z.number().int().min(1).max(50).optional().meta({ description: 'Candidates to take from this knowledge base before results are merged (default `retrieval.max_num_results`).' }),
     filters: openAIFilterSchema.optional(),
-    score_threshold: z.number().min(0).max(1).optional(),
+    score_threshold: z.number().min(0).max(1).optional().meta({ description: 'Minimum relevance score of a passage from this knowledge base.' }),
   }),
 ]);
 
-export const knowledgeBasesField = z.array(knowledgeBaseRef).max(MAX_KNOWLEDGE_BASES, `at most ${MAX_KNOWLEDGE_BASES} knowledge bases per request`);
+export const knowledgeBasesField = z
+  .array(knowledgeBaseRef)
+  .max(MAX_KNOWLEDGE_BASES, `at most ${MAX_KNOWLEDGE_BASES} knowledge bases per request`)
+  .meta({
+    description:
+      "Cairn extension: knowledge bases (ids, or objects with per-base options) to ground the answer in. The last user message is searched; the answer cites passages as [n] and the response adds `citations`. Removed before the request reaches the model's upstream.",
+  });
 
-export const retrievalField = z.strictObject({
-  max_num_results: z.number().int().min(1).max(50).optional(),
-  score_threshold: z.number().min(0).max(1).optional(),
-  rewrite_query: z.boolean().optional(),
-});
+export const retrievalField = z
+  .strictObject({
+    max_num_results: z.number().int().min(1).max(50).optional().meta({ description: `Passages kept after merging all knowledge bases (default ${DEFAULT_MAX_RESULTS}).` }),
+    score_threshold: z.number().min(0).max(1).optional().meta({ description: 'Minimum relevance score of a passage.' }),
+    rewrite_query: z.boolean().optional().meta({ description: 'Rewrite a follow-up question into a standalone query with the same model before searching.' }),
+  })
+  .meta({ description: 'Cairn extension: retrieval options for `knowledge_bases`. Removed before forwarding.' });
 
 export type KnowledgeBaseRefs = z.infer<typeof knowledgeBasesField>;
 export type RetrievalOptions = z.infer<typeof retrievalField>;

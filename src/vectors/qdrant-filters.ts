@@ -60,6 +60,9 @@ export const openAIFilterSchema: z.ZodType<OpenAIFilter> = filterSchemaAtDepth(M
   if (countNodes(filter) > MAX_FILTER_NODES) {
     ctx.addIssue({ code: 'custom', message: `A filter can have at most ${MAX_FILTER_NODES} comparisons and compounds.` });
   }
+}).meta({
+  id: 'AttributeFilter',
+  description: `OpenAI's attribute filter: a comparison, or \`and\`/\`or\` of filters (depth at most ${MAX_FILTER_DEPTH}, at most ${MAX_FILTER_NODES} nodes).`,
 });
 
 function countNodes(filter: OpenAIFilter): number {
