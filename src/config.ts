@@ -40,6 +40,9 @@ const envSchema = z.object({
   CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 * 1024),
   CAIRN_AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
   CAIRN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  // Slow-loris bounds: a client trickling its headers or body loses the connection after these.
+  CAIRN_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  CAIRN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(300_000),
 });
 
 const timeoutsSchema = z.object({
@@ -141,6 +144,9 @@ export interface Config {
   logLevel: z.infer<typeof envSchema>['CAIRN_LOG_LEVEL'];
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
+  /** Longest time to receive a request's headers, and the whole request (headers and body). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   authCacheTtlMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
@@ -217,6 +223,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) throw new ConfigError(`Invalid environment:\n${formatIssues(parsed.error.issues, '')}`);
   const vars = parsed.data;
+  if (vars.CAIRN_HEADERS_TIMEOUT_MS > vars.CAIRN_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('Invalid environment:\n  CAIRN_HEADERS_TIMEOUT_MS: must not exceed CAIRN_REQUEST_TIMEOUT_MS');
+  }
 
   const file = vars.CAIRN_CONFIG ? readModelFile(path.resolve(vars.CAIRN_CONFIG), env) : undefined;
   const defaults = file?.defaults ?? {};
@@ -256,6 +265,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: vars.CAIRN_LOG_LEVEL,
     bodyLimitBytes: vars.CAIRN_BODY_LIMIT_BYTES,
     shutdownTimeoutMs: vars.CAIRN_SHUTDOWN_TIMEOUT_MS,
+    headersTimeoutMs: vars.CAIRN_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: vars.CAIRN_REQUEST_TIMEOUT_MS,
     authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
     models,
     embeddings: file?.embeddings ?? [],
