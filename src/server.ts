@@ -15,7 +15,16 @@ export interface RunningServer {
 export async function startServer(services: Services, port = services.config.port, host = services.config.host): Promise<RunningServer> {
   const app = createApp(services);
   let stopping = false;
-  const server = createServer((req, res) => {
+  const { headersTimeoutMs, requestTimeoutMs } = services.config;
+  const options = {
+    // Slow clients (slow-loris): Node answers 408 and closes a connection whose headers, or whole request,
+    // take longer than these. Node checks them only every `connectionsCheckingInterval` (30 s by default),
+    // so check at a tenth of the headers timeout (at most every 5 s) to keep the bound close to the setting.
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(5_000, Math.max(50, Math.floor(headersTimeoutMs / 10))),
+  };
+  const server = createServer(options, (req, res) => {
     // During shutdown, answer what is already here but tell keep-alive clients to reconnect elsewhere.
     if (stopping) res.setHeader('connection', 'close');
     app(req, res);

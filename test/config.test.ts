@@ -29,6 +29,14 @@ describe('config', () => {
     assert.equal(loadConfig({ CAIRN_PORT: '' }).port, 8080, 'empty means unset');
   });
 
+  it('bounds slow clients: headers within 60 s, whole requests within 300 s, headers never longer than requests', () => {
+    const defaults = loadConfig({});
+    assert.deepEqual([defaults.headersTimeoutMs, defaults.requestTimeoutMs], [60_000, 300_000]);
+    const set = loadConfig({ CAIRN_HEADERS_TIMEOUT_MS: '1000', CAIRN_REQUEST_TIMEOUT_MS: '3000' });
+    assert.deepEqual([set.headersTimeoutMs, set.requestTimeoutMs], [1_000, 3_000]);
+    assert.throws(() => loadConfig({ CAIRN_HEADERS_TIMEOUT_MS: '5000', CAIRN_REQUEST_TIMEOUT_MS: '1000' }), /CAIRN_HEADERS_TIMEOUT_MS: must not exceed CAIRN_REQUEST_TIMEOUT_MS/);
+  });
+
   it('reads a YAML model config with env interpolation, defaults and per-model overrides', async () => {
     const file = await configFile(
       'models.yaml',
