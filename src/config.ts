@@ -29,7 +29,7 @@ const envSchema = z.object({
   CAIRN_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
   CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
-  CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
   CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
   CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
@@ -43,6 +43,9 @@ const envSchema = z.object({
   // Slow-loris bounds: a client trickling its headers or body loses the connection after these.
   CAIRN_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   CAIRN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(300_000),
+  CAIRN_DEFAULT_RPM: z.coerce.number().int().min(1).optional(),
+  CAIRN_DEFAULT_TPM: z.coerce.number().int().min(1).optional(),
+  CAIRN_DEFAULT_STORAGE_QUOTA_BYTES: z.coerce.number().int().min(1).optional(),
 });
 
 const timeoutsSchema = z.object({
@@ -148,6 +151,8 @@ export interface Config {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   authCacheTtlMs: number;
+  /** Server-wide defaults for keys and projects that set none; undefined is unlimited. */
+  limits: { rpm?: number; tpm?: number; storageQuotaBytes?: number };
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
   rerank: RerankConfig | undefined;
@@ -268,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     headersTimeoutMs: vars.CAIRN_HEADERS_TIMEOUT_MS,
     requestTimeoutMs: vars.CAIRN_REQUEST_TIMEOUT_MS,
     authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
+    limits: { rpm: vars.CAIRN_DEFAULT_RPM, tpm: vars.CAIRN_DEFAULT_TPM, storageQuotaBytes: vars.CAIRN_DEFAULT_STORAGE_QUOTA_BYTES },
     models,
     embeddings: file?.embeddings ?? [],
     rerank: file?.rerank,

@@ -12,6 +12,8 @@ import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { FileService } from './knowledge/file-service.ts';
 import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
+import { MemoryRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
+import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { ModelRegistry } from './models/model-registry.ts';
 import { ModelRouter } from './models/model-router.ts';
@@ -39,6 +41,7 @@ export interface Services {
   db: Database;
   metrics: Metrics;
   keys: ApiKeyStore;
+  rateLimiter: RateLimiter;
   usage: UsageStore;
   modelRegistry: ModelRegistry;
   modelRouter: ModelRouter;
@@ -145,8 +148,22 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   });
   const retry = { attempts: config.ingest.attempts, backoffMs: config.ingest.backoffMs };
   const queue: IngestQueue = config.redisUrl
-    ? new BullIngestQueue(config.redisUrl, config.ingest.queueName, retry)
+    ? new BullIngestQueue(config.redisUrl, config.ingest.queueName, retry, logger)
     : new InProcessIngestQueue(pipeline.handle, logger, config.ingest.concurrency, retry);
+  const resumeIngestion = async (): Promise<number> => {
+    const pending = await kbFiles.inProgress();
+    await queue.enqueue(pending.map(jobOf));
+    return pending.length;
+  };
+  // Redis back after an outage: queue what was accepted meanwhile and what a restart may have lost.
+  if (role === 'api' && queue instanceof BullIngestQueue) {
+    queue.onReconnect(() =>
+      void resumeIngestion().then(
+        (files) => logger.info({ files }, 'Redis is back: re-enqueued files in progress'),
+        (error: unknown) => logger.warn({ err: error }, 'could not re-enqueue files in progress after Redis came back'),
+      ),
+    );
+  }
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
   const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
@@ -163,6 +180,10 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   ];
 
   const modelRouter = new ModelRouter(modelRegistry, metrics);
+  // Server mode shares the buckets through Redis so that limits hold across API replicas.
+  const rateLimiter: RateLimiter = config.redisUrl
+    ? new RedisRateLimiter(config.redisUrl, logger.child({ component: 'rate-limiter' }))
+    : new MemoryRateLimiter();
   const reranker = config.rerank
     ? createReranker(config.rerank, { modelsDir: config.modelsDir, cacheDir: path.join(config.dataDir, 'model-cache'), allowDownload: config.allowModelDownload, logger })
     : undefined;
@@ -174,6 +195,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     db,
     metrics,
     keys: new ApiKeyStore(db, config.authCacheTtlMs),
+    rateLimiter,
     usage,
     modelRegistry,
     modelRouter,
@@ -182,19 +204,16 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     chunkStore,
     queue,
     pipeline,
-    files: new FileService(fileStore, blobs, knowledgeBases),
+    files: new FileService(fileStore, blobs, knowledgeBases, config.limits.storageQuotaBytes),
     knowledgeBases,
     retriever,
     groundedChat: new GroundedChat({ retriever, models: modelRouter, registry: modelRegistry, tokenCounter, logger }),
     readiness,
-    async resumeIngestion() {
-      const pending = await kbFiles.inProgress();
-      await queue.enqueue(pending.map(jobOf));
-      return pending.length;
-    },
+    resumeIngestion,
     async close() {
       await queue.close();
       await usage.close();
+      await rateLimiter.close();
       await Promise.allSettled([modelRegistry.close(), embeddings.close(), reranker?.close()]);
       await vectorStore.stop();
       await db.close();

@@ -60,8 +60,8 @@ describe('Qdrant down', () => {
     const kb = await client.vectorStores.create({ name: 'handbook' });
     kbId = kb.id;
     const file = await client.files.create({ file: await toFile(Buffer.from(HANDBOOK), 'handbook.txt'), purpose: 'assistants' });
-    const attached = await client.vectorStores.files.createAndPoll(kbId, { file_id: file.id }, { pollIntervalMs: 50 });
-    assert.equal(attached.status, 'completed');
+    await client.vectorStores.files.create(kbId, { file_id: file.id });
+    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed');
   });
 
   after(async () => {
@@ -109,8 +109,7 @@ describe('Qdrant down', () => {
     proxy.retarget(portOf(qdrant.url));
     await proxy.restore();
 
-    const done = await client.vectorStores.files.poll(kbId, file.id, { pollIntervalMs: 50 });
-    assert.equal(done.status, 'completed');
+    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed');
     const results = await client.vectorStores.search(kbId, { query: 'refunds within 30 days' });
     assert.ok(results.data.some((result) => result.file_id === file.id));
     assert.ok(results.data.some((result) => /Rotterdam/.test(result.content[0]!.text)), 'points written before the outage survived');

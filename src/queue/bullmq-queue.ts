@@ -2,6 +2,11 @@
  * Server mode's queue: BullMQ on Redis. The API process only enqueues; `cairn worker` processes
  * run the jobs. Job id = knowledge-base-file id, so enqueuing a file twice collapses into one job.
  * A worker that dies mid-job loses its lock; BullMQ's stalled-job check hands the job to another.
+ *
+ * The database, not Redis, is the record of what must be ingested (rows `in_progress`). While
+ * Redis is away, enqueuing is skipped rather than failed; when the connection comes back the
+ * `onReconnect` listener re-enqueues every row in progress, which also restores jobs that a Redis
+ * restart without persistence lost.
  */
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -29,7 +34,12 @@ export class BullIngestQueue implements IngestQueue {
   private readonly connection: Redis;
   private readonly queue: Queue<IngestJob>;
 
-  constructor(redisUrl: string, queueName: string, private readonly retry: RetryPolicy = DEFAULT_RETRY) {
+  constructor(
+    redisUrl: string,
+    queueName: string,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    private readonly logger?: Logger,
+  ) {
     this.connection = connect(redisUrl, 'producer');
     this.queue = new Queue<IngestJob>(queueName, { connection: this.connection });
     // Connection errors surface through the calls below; without a listener they would be unhandled.
@@ -38,7 +48,6 @@ export class BullIngestQueue implements IngestQueue {
 
   async enqueue(jobs: IngestJob[]): Promise<void> {
     if (jobs.length === 0) return;
-    // The rows are already saved `in_progress`: if Redis is away, the next API start re-enqueues them.
     await this.queue.addBulk(
       jobs.map((job) => ({
         name: 'ingest',
@@ -53,7 +62,23 @@ export class BullIngestQueue implements IngestQueue {
         },
       })),
     ).catch((error: unknown) => {
+      // Disconnected: the rows are saved `in_progress` and onReconnect re-enqueues them.
+      if (this.connection.status !== 'ready') {
+        this.logger?.warn({ jobs: jobs.length, reason: (error as Error).message }, 'Redis is unavailable: ingestion will be queued when it is back');
+        return;
+      }
       throw unavailable(error);
+    });
+  }
+
+  /** Calls `listener` each time the connection to Redis is ready again after it was lost (or never made). */
+  onReconnect(listener: () => void): void {
+    let lost = false;
+    this.connection.on('close', () => (lost = true));
+    this.connection.on('ready', () => {
+      if (!lost) return;
+      lost = false;
+      listener();
     });
   }
 

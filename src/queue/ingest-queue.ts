@@ -34,4 +34,5 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, backoffMs: 1_000 };
+/** 8 attempts, 1 s doubling: about two minutes of retries (1+2+…+64 s), enough to ride out a Qdrant restart. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, backoffMs: 1_000 };
