@@ -14,6 +14,7 @@ import { accessLog } from './http/access-log.ts';
 import { authenticate } from './http/auth.ts';
 import { errorHandler, notFound } from './http/error-handler.ts';
 import { jsonBody } from './http/json-body.ts';
+import { rateLimit } from './http/rate-limit.ts';
 import { requestId } from './http/request-id.ts';
 import { EXTRACTIVE_MODEL } from './models/extractive-model.ts';
 import type { Services } from './services.ts';
@@ -32,6 +33,7 @@ export function createApp(services: Services): express.Express {
   const v1 = Router();
   v1.use(authenticate(services.keys));
   v1.use(jsonBody(services.config.bodyLimitBytes));
+  v1.use(rateLimit(services.rateLimiter, services.config.limits));
   v1.use(chatRouter(services.modelRouter, services.groundedChat));
   v1.use(completionsRouter(services.modelRouter));
   v1.use(embeddingsRouter(services.embeddings));

@@ -1,5 +1,5 @@
 /** The `cairn` command: serve | worker | migrate | keys | ingest | eval. */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
@@ -118,16 +118,49 @@ program
     }, { migrateFirst: false }),
   );
 
+/** A limit on the command line: a positive integer, or `none` to clear it (inherit again). */
+type LimitArgument = number | 'none';
+function limitValue(value: string): LimitArgument {
+  if (value === 'none') return value;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError('expected a positive integer or "none"');
+  return number;
+}
+
+/** The stored form: null clears a limit, undefined leaves it as it is. */
+function limitUpdate(value: LimitArgument | undefined): number | null | undefined {
+  return value === 'none' ? null : value;
+}
+
 const keys = program.command('keys').description('manage API keys');
 keys
   .command('create')
   .requiredOption('--project <name>', 'project the key belongs to (created if new)')
   .option('--name <name>', 'a label for the key')
+  .option('--rpm <n>', "requests per minute (default: the project's limit)", limitValue)
+  .option('--tpm <n>', "tokens per minute (default: the project's limit)", limitValue)
   .description('create a key; it is printed once, alone on the last line')
-  .action((options: { project: string; name?: string }) =>
+  .action((options: { project: string; name?: string; rpm?: LimitArgument; tpm?: LimitArgument }) =>
     withDatabase(async (db) => {
-      const { key, info } = await new ApiKeyStore(db).create(options.project, options.name);
+      const limits = { rpm: limitUpdate(options.rpm) ?? undefined, tpm: limitUpdate(options.tpm) ?? undefined };
+      const { key, info } = await new ApiKeyStore(db).create(options.project, options.name, limits);
       process.stdout.write(`Created ${info.id} for project ${info.projectName}. Store the key now; it is not shown again.\n${key}\n`);
+    }),
+  );
+keys
+  .command('limits')
+  .argument('<key-id>', 'the key id shown by `cairn keys list`')
+  .option('--rpm <n>', 'requests per minute, or "none" to inherit the project\'s', limitValue)
+  .option('--tpm <n>', 'tokens per minute, or "none" to inherit the project\'s', limitValue)
+  .description("set a key's rate limits (running servers apply them within CAIRN_AUTH_CACHE_TTL_MS)")
+  .action((keyId: string, options: { rpm?: LimitArgument; tpm?: LimitArgument }) =>
+    withDatabase(async (db) => {
+      if (!(await new ApiKeyStore(db).setKeyLimits(keyId, { rpm: limitUpdate(options.rpm), tpm: limitUpdate(options.tpm) }))) {
+        process.stderr.write(`cairn: no key with id ${keyId}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`limits of ${keyId}: rpm ${describeLimit(options.rpm)}, tpm ${describeLimit(options.tpm)}\n`);
     }),
   );
 keys
@@ -138,7 +171,8 @@ keys
     withDatabase(async (db) => {
       for (const key of await new ApiKeyStore(db).list(options.project)) {
         const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
-        process.stdout.write(`${key.id}\t${key.projectName}\t${key.redacted}\t${key.name ?? ''}\t${state}\n`);
+        const limits = `rpm=${key.limits.rpm ?? 'project'} tpm=${key.limits.tpm ?? 'project'}`;
+        process.stdout.write(`${key.id}\t${key.projectName}\t${key.redacted}\t${key.name ?? ''}\t${limits}\t${state}\n`);
       }
     }),
   );
@@ -154,6 +188,33 @@ keys
         return;
       }
       process.stdout.write(`revoked ${keyId}\n`);
+    }),
+  );
+
+function describeLimit(value: LimitArgument | undefined): string {
+  if (value === undefined) return 'unchanged';
+  return value === 'none' ? 'inherited' : String(value);
+}
+
+program
+  .command('projects')
+  .description('manage projects')
+  .command('limits')
+  .argument('<project>', 'the project name (created if new)')
+  .option('--rpm <n>', 'requests per minute for its keys, or "none" for the server default', limitValue)
+  .option('--tpm <n>', 'tokens per minute for its keys, or "none" for the server default', limitValue)
+  .option('--storage-bytes <n>', 'storage quota (bytes of files), or "none" for the server default', limitValue)
+  .description("set a project's default rate limits and its storage quota")
+  .action((project: string, options: { rpm?: LimitArgument; tpm?: LimitArgument; storageBytes?: LimitArgument }) =>
+    withDatabase(async (db) => {
+      await new ApiKeyStore(db).setProjectLimits(project, {
+        rpm: limitUpdate(options.rpm),
+        tpm: limitUpdate(options.tpm),
+        storageQuotaBytes: limitUpdate(options.storageBytes),
+      });
+      process.stdout.write(
+        `limits of project ${project}: rpm ${describeLimit(options.rpm)}, tpm ${describeLimit(options.tpm)}, storage ${describeLimit(options.storageBytes)}\n`,
+      );
     }),
   );
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './helpers/harness.ts';
 
 const run = promisify(execFile);
@@ -43,6 +44,22 @@ describe('cairn CLI', () => {
     assert.match((await cairn(['keys', 'revoke', keyId], env)).stdout, new RegExp(`revoked ${keyId}`));
     assert.match((await cairn(['keys', 'list'], env)).stdout, /\trevoked /);
     await assert.rejects(cairn(['keys', 'revoke', keyId], env), /no active key/);
+  });
+
+  it('sets rate limits on keys and projects, and a storage quota on projects', async () => {
+    const created = await cairn(['keys', 'create', '--project', 'limited', '--rpm', '30'], env);
+    const keyId = /Created (key_\w+)/.exec(created.stdout)![1]!;
+    assert.match((await cairn(['keys', 'list', '--project', 'limited'], env)).stdout, /\trpm=30 tpm=project\tactive\n$/);
+    assert.match((await cairn(['keys', 'limits', keyId, '--rpm', 'none', '--tpm', '5000'], env)).stdout, /rpm inherited, tpm 5000/);
+    assert.match((await cairn(['keys', 'list', '--project', 'limited'], env)).stdout, /\trpm=project tpm=5000\t/);
+    await cairn(['projects', 'limits', 'limited', '--rpm', '10', '--storage-bytes', '1000000'], env);
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    const [project] = (await admin.query("SELECT rpm_limit, tpm_limit, storage_quota_bytes FROM projects WHERE name = 'limited'")).rows;
+    await admin.end();
+    assert.deepEqual(project, { rpm_limit: 10, tpm_limit: null, storage_quota_bytes: '1000000' });
+    await assert.rejects(cairn(['keys', 'limits', keyId, '--rpm', '0'], env), /positive integer or "none"/);
+    await assert.rejects(cairn(['keys', 'limits', 'key_unknown', '--rpm', '1'], env), /no key with id key_unknown/);
   });
 
   it('stops with a message naming a bad variable', async () => {

@@ -64,7 +64,7 @@ for (const backend of backends) {
       assert.equal(info.redacted, `${key.slice(0, 13)}…${key.slice(-4)}`);
 
       const caller = await keys.authenticate(key);
-      assert.deepEqual(caller, { keyId: info.id, projectId: info.projectId });
+      assert.deepEqual(caller, { keyId: info.id, projectId: info.projectId, limits: {} });
       assert.equal(await keys.authenticate(`${key}x`), undefined);
       assert.equal(await keys.authenticate('not-a-cairn-key'), undefined);
 

@@ -1,6 +1,6 @@
 /** Uploaded files: bytes in the blob store, rows in the files table, removal from every knowledge base on delete. */
 import type { Readable } from 'node:stream';
-import { NotFoundError } from '../errors.ts';
+import { NotFoundError, PayloadTooLargeError } from '../errors.ts';
 import type { BlobStore, StagedBlob } from '../store/blob-store.ts';
 import type { FileStore, StoredFile } from '../store/files.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
@@ -12,12 +12,33 @@ export class FileService {
     private readonly files: FileStore,
     private readonly blobs: BlobStore,
     private readonly knowledgeBases: KnowledgeBaseService,
+    /** Server-wide storage quota per project, for projects without their own (undefined: unlimited). */
+    private readonly defaultQuotaBytes?: number,
   ) {}
 
-  /** Commits bytes already staged (streamed to disk and hashed while uploading). */
+  /**
+   * Records bytes already staged (streamed to disk and hashed while uploading), within the
+   * project's storage quota, then moves them into the blob store.
+   */
   async create(projectId: string, staged: StagedBlob, filename: string, purpose: string): Promise<StoredFile> {
-    await this.blobs.commit(staged);
-    return this.files.create({ projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256 });
+    const created = await this.files.create(
+      { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256 },
+      this.defaultQuotaBytes,
+    );
+    if (!('file' in created)) {
+      throw new PayloadTooLargeError(
+        `Storage quota exceeded: this project stores ${created.usedBytes} bytes of its ${created.quotaBytes}-byte quota and this file has ${staged.bytes} bytes. ` +
+          'Delete files you no longer need, or ask an operator to raise the quota (`cairn projects limits <project> --storage-bytes <n>`).',
+        { code: 'storage_quota_exceeded', param: 'file' },
+      );
+    }
+    try {
+      await this.blobs.commit(staged);
+    } catch (error) {
+      await this.files.delete(projectId, created.file.id);
+      throw error;
+    }
+    return created.file;
   }
 
   async get(projectId: string, id: string): Promise<StoredFile> {

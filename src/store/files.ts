@@ -40,12 +40,33 @@ function toFile(row: FileRow): StoredFile {
 export class FileStore {
   constructor(private readonly db: Database) {}
 
-  async create(file: Omit<StoredFile, 'id' | 'createdAt'>): Promise<StoredFile> {
-    const rows = await this.db.query<FileRow>(
-      `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-      [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256],
-    );
-    return toFile(rows[0]!);
+  /**
+   * Inserts the file unless it would take the project over its storage quota (the project's
+   * own, else `defaultQuotaBytes`). The project row is locked for the check, so concurrent
+   * uploads cannot overshoot the quota together.
+   */
+  async create(
+    file: Omit<StoredFile, 'id' | 'createdAt'>,
+    defaultQuotaBytes?: number,
+  ): Promise<{ file: StoredFile } | { quotaBytes: number; usedBytes: number }> {
+    return this.db.transaction(async (tx) => {
+      const [quota] = await tx.query<{ quota: string | number | null }>(
+        'SELECT coalesce(storage_quota_bytes, $2) AS quota FROM projects WHERE id = $1 FOR UPDATE',
+        [file.projectId, defaultQuotaBytes ?? null],
+      );
+      if (quota?.quota !== null && quota?.quota !== undefined) {
+        const [used] = await tx.query<{ bytes: string | number }>('SELECT coalesce(sum(bytes), 0) AS bytes FROM files WHERE project_id = $1', [
+          file.projectId,
+        ]);
+        const usedBytes = Number(used?.bytes ?? 0);
+        if (usedBytes + file.bytes > Number(quota.quota)) return { quotaBytes: Number(quota.quota), usedBytes };
+      }
+      const rows = await tx.query<FileRow>(
+        `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256],
+      );
+      return { file: toFile(rows[0]!) };
+    });
   }
 
   async get(projectId: string, id: string): Promise<StoredFile | undefined> {
