@@ -50,7 +50,7 @@ describe('token buckets', () => {
   });
 
   it('charges tokens only when both buckets allow, and corrections move the balance', async () => {
-    let now = 0;
+    const now = 0;
     const limiter = new MemoryRateLimiter(() => now);
     const first = await limiter.check({ key: 'k', limits: { rpm: 10, tpm: 100 }, tokens: 80 });
     assert.equal(first.tokens?.remaining, 20);
