@@ -33,6 +33,8 @@ function unavailable(error: unknown): ServiceUnavailableError {
 export class BullIngestQueue implements IngestQueue {
   private readonly connection: Redis;
   private readonly queue: Queue<IngestJob>;
+  /** An enqueue was skipped while disconnected (at start, the connection may not be ready yet either). */
+  private skipped = false;
 
   constructor(
     redisUrl: string,
@@ -64,6 +66,7 @@ export class BullIngestQueue implements IngestQueue {
     ).catch((error: unknown) => {
       // Disconnected: the rows are saved `in_progress` and onReconnect re-enqueues them.
       if (this.connection.status !== 'ready') {
+        this.skipped = true;
         this.logger?.warn({ jobs: jobs.length, reason: (error as Error).message }, 'Redis is unavailable: ingestion will be queued when it is back');
         return;
       }
@@ -71,13 +74,14 @@ export class BullIngestQueue implements IngestQueue {
     });
   }
 
-  /** Calls `listener` each time the connection to Redis is ready again after it was lost (or never made). */
+  /** Calls `listener` each time the connection to Redis is ready after it was lost, or after an enqueue was skipped. */
   onReconnect(listener: () => void): void {
     let lost = false;
     this.connection.on('close', () => (lost = true));
     this.connection.on('ready', () => {
-      if (!lost) return;
+      if (!lost && !this.skipped) return;
       lost = false;
+      this.skipped = false;
       listener();
     });
   }
