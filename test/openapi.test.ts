@@ -145,6 +145,16 @@ describe('OpenAPI document', () => {
     assert.deepEqual([...(error.required as string[])].sort(), ['code', 'message', 'param', 'type']);
   });
 
+  it('documents the rate-limit refusal on every /v1 operation', () => {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/')) continue;
+      for (const [method, op] of Object.entries(item)) {
+        assert.deepEqual(op.responses['429'], { $ref: '#/components/responses/RateLimited' }, `${method} ${path}`);
+      }
+    }
+    assert.match(JSON.stringify(doc.components.responses.RateLimited), /retry-after/);
+  });
+
   it('describes Cairn’s extension fields in the chat request schema', () => {
     const chat = schemaOf(operation('post', '/v1/chat/completions').requestBody!.content['application/json']!.schema);
     const properties = chat.properties as Record<string, Json>;

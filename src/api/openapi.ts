@@ -51,10 +51,13 @@ const ERROR_RESPONSES = {
   BadRequest: 'Invalid request; `error.param` names the parameter.',
   Unauthorized: 'Missing or invalid API key.',
   NotFound: 'No such resource in the caller’s project, or no such model.',
-  Error: 'Any other error (rate limited, upstream failure, server error).',
+  RateLimited:
+    'Rate limit reached (`code: rate_limit_exceeded`); `retry-after` (seconds) and `retry-after-ms` say when to retry. ' +
+    'Every /v1 response of a rate-limited key carries `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.',
+  Error: 'Any other error (upstream failure, unavailable dependency, server error).',
 };
 const ref = (name: keyof typeof ERROR_RESPONSES) => ({ $ref: `#/components/responses/${name}` });
-const ERRORS = { 400: ref('BadRequest'), 401: ref('Unauthorized'), 404: ref('NotFound'), default: ref('Error') };
+const ERRORS = { 400: ref('BadRequest'), 401: ref('Unauthorized'), 404: ref('NotFound'), 429: ref('RateLimited'), default: ref('Error') };
 
 type Operation = Omit<RouteConfig, 'responses'> & { responses: Record<number, ResponseConfig> };
 
@@ -120,7 +123,10 @@ function registerFileRoutes(registry: OpenAPIRegistry): void {
     tags,
     summary: 'Upload a file',
     request: { body: { required: true, content: { 'multipart/form-data': { schema: requests.upload } } } },
-    responses: { 200: json(objects.file, 'The stored file.'), 413: error('The file is larger than `CAIRN_MAX_UPLOAD_BYTES`.') },
+    responses: {
+      200: json(objects.file, 'The stored file.'),
+      413: error('The file is larger than `CAIRN_MAX_UPLOAD_BYTES`, or would take the project over its storage quota (`code: storage_quota_exceeded`).'),
+    },
   });
   v1(registry, { method: 'get', path: '/files', tags, summary: 'List files', request: { query: fileListQuery }, responses: { 200: json(objects.fileList, 'A page of files.') } });
   const params = path('fileId');
