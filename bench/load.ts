@@ -277,6 +277,12 @@ function report(r: Results): void {
   const step = Math.max(1, Math.floor(window.length / 10));
   const trend = window.filter((_, i) => i % step === 0 || i === window.length - 1);
   out.push(`\nCairn RSS over the window (MB): ${trend.map((s) => `${Math.round(s.t)} s ${fmt(s.cairnMb, 0)}`).join(', ')}`);
+  // Single samples swing with GC; the means of the window's first and last tenths are steadier.
+  const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+  const tenth = r.rssEnd.t / 10;
+  const firstMean = mean(window.filter((s) => s.t <= tenth).map((s) => s.cairnMb));
+  const lastMean = mean(window.filter((s) => s.t >= r.rssEnd.t - tenth).map((s) => s.cairnMb));
+  out.push(`Cairn RSS mean of the window's first and last tenth: ${fmt(firstMean, 1)} → ${fmt(lastMean, 1)} MB (${fmt(((lastMean - firstMean) / firstMean) * 100, 1)} %).`);
   out.push(
     `CPU over the window (cores, of 2 shared): Cairn ${cores('cairn')}, stub ${cores('stub')}, load generator ${cores('load')}. ` +
       `Cairn GC: ${r.runtime?.gcPauses ?? '–'} pauses (${r.runtime?.majorGcs ?? '–'} major), max ${r.runtime?.gcMaxMs ?? '–'} ms, total ${r.runtime?.gcTotalMs ?? '–'} ms; ` +
