@@ -1,6 +1,7 @@
 /** Knowledge-base chunks in a real Qdrant (spawned by ManagedQdrant): collections, hybrid search, filters, deletes. */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -314,6 +315,37 @@ describe('QdrantChunkStore on a real Qdrant', () => {
     await assert.rejects(down.upsert(LEXICAL, [chunk({ index: 0, terms: [1] })]), expected);
     await assert.rejects(down.count(LEXICAL, { projectId: 'p', kbId: 'k' }), expected);
     await assert.rejects(down.deleteFile(LEXICAL, { projectId: 'p', kbId: 'k', fileId: 'f' }), expected);
+  });
+
+  it('sends a request again when it left on a keep-alive connection the server was closing', async () => {
+    // Like Qdrant closing an idle connection just as a request goes out on it: the second request
+    // on every connection finds the socket closed without an answer. (undici itself resends only
+    // idempotent methods; searches are POSTs.)
+    const requestsPerSocket = new WeakMap<object, number>();
+    let dropped = 0;
+    const server = createHttpServer((req, res) => {
+      const seen = (requestsPerSocket.get(req.socket) ?? 0) + 1;
+      requestsPerSocket.set(req.socket, seen);
+      if (seen > 1) {
+        // Closing time for idle connections: the others get a FIN, this one's request is lost.
+        dropped += 1;
+        server.closeIdleConnections();
+        return void req.socket.destroy();
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ result: { points: [] }, status: 'ok', time: 0 }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const flaky = new QdrantChunkStore({ url: `http://127.0.0.1:${port}`, timeoutMs: 2_000 });
+      const query = { projectId: 'p', kbId: 'k', sparse: terms(1), limit: 1 };
+      for (let i = 0; i < 4; i += 1) assert.deepEqual(await flaky.search(LEXICAL, query), []);
+      assert.ok(dropped >= 1, 'some search left on a reused connection and was sent again');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

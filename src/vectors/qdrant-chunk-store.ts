@@ -252,7 +252,7 @@ export class QdrantChunkStore {
    */
   private async call<T>(operation: string, collection: string | null, run: () => Promise<T>, ifMissing?: () => T): Promise<T> {
     try {
-      return await run();
+      return await retryOnStaleConnection(run);
     } catch (error) {
       const status = statusOf(error);
       if (status === 404 && collection !== null) {
@@ -270,6 +270,24 @@ export class QdrantChunkStore {
       }
       throw new Error(`Qdrant could not ${operation}${collection ? ` in ${collection}` : ''}: ${detail}`, { cause: error });
     }
+  }
+}
+
+/**
+ * Qdrant closes idle keep-alive connections after about 5 s without saying so, while the client
+ * keeps them for 10 s: a request can leave on a connection Qdrant is closing and fail with a
+ * socket error. Qdrant never read it, and every call Cairn makes is idempotent (deterministic
+ * point ids), so it is sent once more, on a fresh connection.
+ */
+const STALE_CONNECTION_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+async function retryOnStaleConnection<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+    if (typeof code !== 'string' || !STALE_CONNECTION_CODES.has(code)) throw error;
+    return run();
   }
 }
 
