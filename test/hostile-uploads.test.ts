@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { startCairn, type TestCairn } from './helpers/harness.ts';
-import { bombPart, makeDocx, makeLongPdf, type ZipPart } from './helpers/hostile-documents.ts';
+import { bombPart, makeDocx, makeLongPdf, type ZipEntry } from './helpers/hostile-documents.ts';
 import { rawUpload, slowClient } from './helpers/raw-http.ts';
 
 const MAX_UPLOAD = 8 * 1024 * 1024;
@@ -61,7 +61,7 @@ describe('hostile uploads', () => {
   let kbId: string;
   let goodFileId: string;
   let bomb: Buffer;
-  let bombMain: ZipPart;
+  let bombMain: ZipEntry;
   let longPdf: Buffer;
 
   const stagingDir = () => path.join(dataDir, 'blobs', 'staging');

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { before, describe, it } from 'node:test';
-import { crc32, createDeflateRaw, deflateRawSync } from 'node:zlib';
+import { crc32, createDeflateRaw } from 'node:zlib';
 import JSZip from 'jszip';
 import mammoth from 'mammoth';
 import { IngestError } from '../src/ingest/document.ts';
 import { DocxParser } from '../src/ingest/parsers/docx.ts';
 import { parseDocument } from '../src/ingest/parsers/index.ts';
+import { deflatedEntry, writeZip, type ZipEntry } from './helpers/zip.ts';
 
 const W = 'http://schemas.openxmlformats.org/wordprocessingml/2006/main';
 const CONTENT_TYPES = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -55,18 +56,8 @@ const SAMPLE_BODY = [
   paragraph('They form along the sides.'),
 ].join('');
 
-interface RawEntry {
-  name: string;
-  method: 0 | 8;
-  data: Buffer;
-  crc: number;
-  size: number;
-  /** What the headers claim, when testing a lying archive. */
-  declaredSize?: number;
-}
-
 /** Deflates `size` bytes of spaces in 1 MB steps: a real bomb without holding it in memory. */
-async function deflatedSpaces(size: number): Promise<RawEntry> {
+async function deflatedSpaces(size: number): Promise<ZipEntry> {
   const chunk = Buffer.alloc(1024 * 1024, 0x20);
   const deflate = createDeflateRaw({ level: 9 });
   const parts: Buffer[] = [];
@@ -80,51 +71,6 @@ async function deflatedSpaces(size: number): Promise<RawEntry> {
   deflate.end();
   await once(deflate, 'end');
   return { name: 'word/document.xml', method: 8, data: Buffer.concat(parts), crc, size };
-}
-
-function deflated(name: string, text: string): RawEntry {
-  const raw = Buffer.from(text);
-  return { name, method: 8, data: deflateRawSync(raw), crc: crc32(raw), size: raw.length };
-}
-
-/** A ZIP written field by field, so the test controls every declared size. */
-function writeZip(entries: RawEntry[]): Buffer {
-  const locals: Buffer[] = [];
-  const directory: Buffer[] = [];
-  let offset = 0;
-  for (const entry of entries) {
-    const name = Buffer.from(entry.name);
-    const declared = entry.declaredSize ?? entry.size;
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(entry.method, 8);
-    local.writeUInt32LE(entry.crc, 14);
-    local.writeUInt32LE(entry.data.length, 18);
-    local.writeUInt32LE(declared, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(entry.method, 10);
-    central.writeUInt32LE(entry.crc, 16);
-    central.writeUInt32LE(entry.data.length, 20);
-    central.writeUInt32LE(declared, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, entry.data);
-    directory.push(central, name);
-    offset += 30 + name.length + entry.data.length;
-  }
-  const size = directory.reduce((sum, part) => sum + part.length, 0);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(size, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, ...directory, end]);
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: IngestError['code'], fragment: string): Promise<void> {
@@ -166,7 +112,7 @@ describe('DOCX parsing', () => {
     await rejectsWith(parseDocument(await zip.generateAsync({ type: 'nodebuffer' }), 'notes.zip'), 'unsupported_file', 'ZIP archive that is not a DOCX document (.zip)');
     const docx = await makeDocx(SAMPLE_BODY);
     await rejectsWith(parseDocument(docx.subarray(0, docx.length - 40), 'cut.docx'), 'invalid_file', 'could not be read as DOCX');
-    const notXml = writeZip([deflated('word/document.xml', '<w:document><unclosed')]);
+    const notXml = writeZip([deflatedEntry('word/document.xml', '<w:document><unclosed')]);
     await rejectsWith(parseDocument(notXml, 'bad.docx'), 'invalid_file', 'could not be parsed as DOCX: ');
   });
 
@@ -176,25 +122,25 @@ describe('DOCX parsing', () => {
   });
 
   describe('zip bombs', () => {
-    let bomb: RawEntry;
+    let bomb: ZipEntry;
     before(async () => {
       bomb = await deflatedSpaces(300 * 1024 * 1024);
       assert.ok(bomb.data.length < 1024 * 1024, `300 MB compress to ${bomb.data.length} bytes`);
     });
 
     it('a 300 MB document.xml is refused from its declared size, before any inflation', async () => {
-      const zip = writeZip([deflated('[Content_Types].xml', CONTENT_TYPES), bomb]);
+      const zip = writeZip([deflatedEntry('[Content_Types].xml', CONTENT_TYPES), bomb]);
       const started = Date.now();
       await rejectsWith(parseDocument(zip, 'bomb.docx'), 'invalid_file', 'The DOCX expands to 300 MB of XML, over the 50 MB limit');
       assert.ok(Date.now() - started < 200, `took ${Date.now() - started} ms`);
     });
 
     it('a part that lies about its size is refused after inflating no more than it declared', async () => {
-      const liar = writeZip([deflated('[Content_Types].xml', CONTENT_TYPES), { ...bomb, declaredSize: 1000 }]);
+      const liar = writeZip([deflatedEntry('[Content_Types].xml', CONTENT_TYPES), { ...bomb, declaredSize: 1000 }]);
       const started = Date.now();
       await rejectsWith(parseDocument(liar, 'liar.docx'), 'invalid_file', 'word/document.xml declares 1000 bytes but holds more');
       assert.ok(Date.now() - started < 200, `took ${Date.now() - started} ms`);
-      const shortLiar = writeZip([{ ...deflated('word/document.xml', documentXml(SAMPLE_BODY)), declaredSize: 40_000 }]);
+      const shortLiar = writeZip([{ ...deflatedEntry('word/document.xml', documentXml(SAMPLE_BODY)), declaredSize: 40_000 }]);
       await rejectsWith(parseDocument(shortLiar, 'liar.docx'), 'invalid_file', 'declares 40000 bytes but holds');
     });
 

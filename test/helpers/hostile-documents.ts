@@ -4,6 +4,7 @@
  */
 import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import PDFDocument from 'pdfkit';
+import { deflatedEntry, writeZip, type ZipEntry } from './zip.ts';
 
 const MB = 1024 * 1024;
 const W = 'http://schemas.openxmlformats.org/wordprocessingml/2006/main';
@@ -18,26 +19,12 @@ const ROOT_RELS = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
   <Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>
 </Relationships>`;
 
-export interface ZipPart {
-  name: string;
-  /** Raw DEFLATE data. */
-  deflated: Buffer;
-  crc: number;
-  /** What the headers declare as the inflated size (a lying bomb declares less than it holds). */
-  declaredSize: number;
-}
-
-function deflatedPart(name: string, text: string): ZipPart {
-  const raw = Buffer.from(text);
-  return { name, deflated: deflateRawSync(raw), crc: crc32(raw), declaredSize: raw.length };
-}
-
 /**
  * word/document.xml whose text run holds `megabytes` MB of spaces. A full flush resets the compressor, so
  * one flushed 1 MB block is byte-for-byte what every further MB compresses to: the 300 MB part is built by
  * repetition in milliseconds (jszip takes 5–20 s to deflate it here) and the test never holds it inflated.
  */
-export function bombPart(megabytes: number): ZipPart {
+export function bombPart(megabytes: number): ZipEntry {
   const head = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="${W}"><w:body><w:p><w:r><w:t>`);
   const tail = Buffer.from('</w:t></w:r></w:p></w:body></w:document>');
   const spaces = Buffer.alloc(MB, 0x20);
@@ -47,53 +34,16 @@ export function bombPart(megabytes: number): ZipPart {
   for (let index = 0; index < megabytes; index += 1) crc = crc32(spaces, crc);
   crc = crc32(tail, crc);
   const deflated = Buffer.concat([flushed(head), ...Array.from({ length: megabytes }, () => block), deflateRawSync(tail)]);
-  return { name: 'word/document.xml', deflated, crc, declaredSize: head.length + megabytes * MB + tail.length };
-}
-
-/** A ZIP written field by field, so the test controls every declared size. */
-function writeZip(parts: ZipPart[]): Buffer {
-  const locals: Buffer[] = [];
-  const directory: Buffer[] = [];
-  let offset = 0;
-  for (const part of parts) {
-    const name = Buffer.from(part.name);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(8, 8); // deflate
-    local.writeUInt32LE(part.crc >>> 0, 14);
-    local.writeUInt32LE(part.deflated.length, 18);
-    local.writeUInt32LE(part.declaredSize, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(8, 10);
-    central.writeUInt32LE(part.crc >>> 0, 16);
-    central.writeUInt32LE(part.deflated.length, 20);
-    central.writeUInt32LE(part.declaredSize, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, part.deflated);
-    directory.push(central, name);
-    offset += 30 + name.length + part.deflated.length;
-  }
-  const size = directory.reduce((sum, part) => sum + part.length, 0);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(parts.length, 8);
-  end.writeUInt16LE(parts.length, 10);
-  end.writeUInt32LE(size, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, ...directory, end]);
+  return { name: 'word/document.xml', method: 8, data: deflated, crc, size: head.length + megabytes * MB + tail.length };
 }
 
 /** A DOCX package (content types, relationships, main part) around the given main part. */
-export function makeDocx(main: ZipPart): Buffer {
+export type { ZipEntry };
+
+export function makeDocx(main: ZipEntry): Buffer {
   return writeZip([
-    deflatedPart('[Content_Types].xml', CONTENT_TYPES),
-    deflatedPart('_rels/.rels', ROOT_RELS),
+    deflatedEntry('[Content_Types].xml', CONTENT_TYPES),
+    deflatedEntry('_rels/.rels', ROOT_RELS),
     main,
   ]);
 }
