@@ -151,6 +151,29 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     assert.match(search.data[0]!.content[0]!.text, /Dogs wag/);
   });
 
+  it('takes a batch of files each with its own attributes and chunking, and refuses file_ids with files', async () => {
+    const kb = await client.vectorStores.create({ name: 'per-file', ...({ embedding_model: 'none' } as object) });
+    const upload = async (text: string, name: string) => client.files.create({ file: await toFile(Buffer.from(text), name), purpose: 'assistants' });
+    const [north, south] = await Promise.all([upload('Polar bears roam the north.', 'north.txt'), upload('Penguins nest in the south.', 'south.txt')]);
+    const staticChunks = { type: 'static' as const, static: { max_chunk_size_tokens: 100, chunk_overlap_tokens: 0 } };
+    const batch = await client.vectorStores.fileBatches.createAndPoll(kb.id, {
+      files: [
+        { file_id: north.id, attributes: { pole: 'north' }, chunking_strategy: staticChunks },
+        { file_id: south.id, attributes: { pole: 'south' } },
+      ],
+    });
+    assert.deepEqual(batch.file_counts, { in_progress: 0, completed: 2, failed: 0, cancelled: 0, total: 2 });
+    const northFile = await client.vectorStores.files.retrieve(north.id, { vector_store_id: kb.id });
+    assert.deepEqual(northFile.attributes, { pole: 'north' });
+    assert.deepEqual(northFile.chunking_strategy, staticChunks);
+    const onlySouth = await client.vectorStores.search(kb.id, { query: 'where do penguins and polar bears live', filters: { type: 'eq', key: 'pole', value: 'south' } });
+    assert.deepEqual(onlySouth.data.map((hit) => hit.filename), ['south.txt']);
+    await assert.rejects(
+      client.vectorStores.fileBatches.create(kb.id, { file_ids: [north.id], files: [{ file_id: south.id }] }),
+      (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'file_ids' && /exactly one of/.test(error.message),
+    );
+  });
+
   it('filters search results on file attributes', async () => {
     const kb = await client.vectorStores.create({ name: 'attrs', ...({ embedding_model: 'none' } as object) });
     const legal = await client.files.create({ file: await toFile(Buffer.from('The contract renews every year in March.'), 'legal.txt'), purpose: 'assistants' });

@@ -35,11 +35,25 @@ export const attachRequest = z.looseObject({
   chunking_strategy: chunkingStrategySchema.optional(),
 });
 
-export const batchRequest = z.looseObject({
-  file_ids: fileIdsSchema,
-  attributes: attributesSchema.nullish(),
-  chunking_strategy: chunkingStrategySchema.optional(),
-});
+/** OpenAI's batch limit. */
+const MAX_BATCH_FILES = 2_000;
+
+/** Either `file_ids` (sharing `attributes` and `chunking_strategy`) or `files`, each with its own. */
+export const batchRequest = z
+  .looseObject({
+    file_ids: z.array(z.string().min(1)).min(1).max(MAX_BATCH_FILES).optional(),
+    files: z
+      .array(z.looseObject({ file_id: z.string().min(1), attributes: attributesSchema.nullish(), chunking_strategy: chunkingStrategySchema.optional() }))
+      .min(1)
+      .max(MAX_BATCH_FILES)
+      .optional(),
+    attributes: attributesSchema.nullish(),
+    chunking_strategy: chunkingStrategySchema.optional(),
+  })
+  .refine((body) => (body.file_ids === undefined) !== (body.files === undefined), {
+    message: 'Pass exactly one of `file_ids` or `files`.',
+    path: ['file_ids'],
+  });
 
 /** OpenAI allows 50 results; Cairn's own mount allows 100, enough for Recall@100 in evaluations. */
 export function searchRequest(maxResults: number) {
@@ -129,7 +143,11 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     .route('/:kbId/file_batches')
     .post(async (req, res) => {
       const body = parseRequest(batchRequest, req.body);
-      const { batch } = await service.createBatch(project(res), req.params.kbId!, { ...body, attributes: body.attributes ?? undefined });
+      // As OpenAI: with `files`, the batch-wide attributes and chunking strategy do not apply.
+      const files = body.files
+        ? body.files.map((file) => ({ fileId: file.file_id, attributes: file.attributes ?? undefined, chunkingStrategy: file.chunking_strategy }))
+        : body.file_ids!.map((fileId) => ({ fileId, attributes: body.attributes ?? undefined, chunkingStrategy: body.chunking_strategy }));
+      const { batch } = await service.createBatch(project(res), req.params.kbId!, files, body.files ? 'files' : 'file_ids');
       res.json(fileBatchObject(batch, flavor));
     })
     .all(methodNotAllowed(['POST']));

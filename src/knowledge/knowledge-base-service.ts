@@ -152,19 +152,20 @@ export class KnowledgeBaseService {
     return attached;
   }
 
+  /** `param` names the request field the files came from, for errors. A file listed twice is attached once (its last entry). */
   async createBatch(
     projectId: string,
     kbId: string,
-    request: { file_ids: string[]; attributes?: Attributes; chunking_strategy?: ChunkingStrategy },
+    files: Array<{ fileId: string; attributes?: Attributes; chunkingStrategy?: ChunkingStrategy }>,
+    param = 'file_ids',
   ): Promise<{ batch: FileBatch; files: KbFile[] }> {
     const kb = await this.get(projectId, kbId);
-    const fileIds = [...new Set(request.file_ids)];
-    await this.requireFiles(projectId, fileIds, 'file_ids');
-    const chunkingStrategy = request.chunking_strategy ?? kb.chunkingStrategy;
+    const unique = [...new Map(files.map((file) => [file.fileId, file])).values()];
+    await this.requireFiles(projectId, unique.map((file) => file.fileId), param);
     const result = await this.kbFiles.createBatch(
       projectId,
       kbId,
-      fileIds.map((fileId) => ({ fileId, attributes: request.attributes ?? {}, chunkingStrategy })),
+      unique.map((file) => ({ fileId: file.fileId, attributes: file.attributes ?? {}, chunkingStrategy: file.chunkingStrategy ?? kb.chunkingStrategy })),
     );
     await this.queue.enqueue(result.files.map(jobOf));
     return result;

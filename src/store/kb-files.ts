@@ -86,25 +86,31 @@ export class KbFileStore {
    * Attaches files (re-attaching restarts ingestion with a new generation). Runs in one
    * transaction so a batch is all or nothing.
    */
+  /** One statement for the whole list (a batch may hold 2,000 files). `attachments` must not repeat a file. */
   async attach(projectId: string, kbId: string, attachments: Attachment[], batchId: string | null = null, tx?: Queryable): Promise<KbFile[]> {
-    const run = async (q: Queryable) => {
-      const attached: KbFile[] = [];
-      for (const attachment of attachments) {
-        const rows = await q.query<KbFileRow>(
-          `INSERT INTO knowledge_base_files (id, kb_id, file_id, project_id, batch_id, status, attributes, chunking_strategy, generation)
-           VALUES ($1, $2, $3, $4, $5, 'in_progress', $6, $7, $8)
-           ON CONFLICT (kb_id, file_id) DO UPDATE SET status = 'in_progress', last_error = NULL, progress = 0,
-             attributes = EXCLUDED.attributes, chunking_strategy = EXCLUDED.chunking_strategy,
-             batch_id = EXCLUDED.batch_id, generation = EXCLUDED.generation, updated_at = now()
-           RETURNING ${COLUMNS}`,
-          [newId('kbf_', 24), kbId, attachment.fileId, projectId, batchId, JSON.stringify(attachment.attributes),
-            JSON.stringify(attachment.chunkingStrategy), randomUUID()],
-        );
-        attached.push(toKbFile(rows[0]!));
-      }
-      return attached;
-    };
-    return tx ? run(tx) : this.db.transaction(run);
+    if (attachments.length === 0) return [];
+    const rows = await (tx ?? this.db).query<KbFileRow>(
+      `INSERT INTO knowledge_base_files (id, kb_id, file_id, project_id, batch_id, status, attributes, chunking_strategy, generation)
+       SELECT a.id, $1, a.file_id, $2, $3, 'in_progress', a.attributes::jsonb, a.chunking_strategy::jsonb, a.generation
+       FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS a(id, file_id, attributes, chunking_strategy, generation)
+       ON CONFLICT (kb_id, file_id) DO UPDATE SET status = 'in_progress', last_error = NULL, progress = 0,
+         attributes = EXCLUDED.attributes, chunking_strategy = EXCLUDED.chunking_strategy,
+         batch_id = EXCLUDED.batch_id, generation = EXCLUDED.generation, updated_at = now()
+       RETURNING ${COLUMNS}`,
+      [
+        kbId,
+        projectId,
+        batchId,
+        attachments.map(() => newId('kbf_', 24)),
+        attachments.map((attachment) => attachment.fileId),
+        attachments.map((attachment) => JSON.stringify(attachment.attributes)),
+        attachments.map((attachment) => JSON.stringify(attachment.chunkingStrategy)),
+        attachments.map(() => randomUUID()),
+      ],
+    );
+    // RETURNING has no order: give the rows back in the order asked for.
+    const byFile = new Map(rows.map((row) => [row.file_id, toKbFile(row)]));
+    return attachments.map((attachment) => byFile.get(attachment.fileId)!);
   }
 
   async get(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
