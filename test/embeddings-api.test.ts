@@ -89,6 +89,12 @@ describe('embeddings API', () => {
       client.embeddings.create({ model: 'tiny-minilm', input: 'x', dimensions: 3 }),
       (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'dimensions',
     );
+    for (const input of [[1, 2, 3], [[1, 2], [3]]]) {
+      await assert.rejects(
+        client.embeddings.create({ model: 'tiny-minilm', input }),
+        (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'input' && /check_embedding_ctx_length=False/.test(error.message),
+      );
+    }
   });
 
   it('lists embedding models in /v1/models', async () => {

@@ -28,6 +28,14 @@ export function embeddingsRouter(embeddings: EmbeddingModels): Router {
   router
     .route('/embeddings')
     .post(async (req, res) => {
+      const input = (req.body as { input?: unknown } | undefined)?.input;
+      if (Array.isArray(input) && (typeof input[0] === 'number' || Array.isArray(input[0]))) {
+        // Token ids are tokenizer-specific (clients send tiktoken's); Cairn's models use their own tokenizers.
+        throw new InvalidRequestError(
+          "Token-array input is not supported: send the text itself. (LangChain's OpenAIEmbeddings sends token arrays unless check_embedding_ctx_length=False.)",
+          { param: 'input' },
+        );
+      }
       const body = parseRequest(embeddingRequest, req.body);
       const embedder = embeddings.get(body.model);
       if (!embedder) {
