@@ -139,3 +139,32 @@ describe('Redis down (server mode)', () => {
     assert.ok(results.data.some((result) => result.file_id === during));
   });
 });
+
+describe('Redis down when the API starts (server mode)', () => {
+  it('accepts an attachment at once and queues it when Redis first comes up', async () => {
+    const port = await freePort();
+    const queueName = `cairn-late-${process.pid}-${Date.now()}`;
+    const cairn = await startCairn({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, CAIRN_QUEUE_NAME: queueName } });
+    let redis: ChildProcess | undefined;
+    try {
+      const client = cairn.client({ timeout: 5_000 });
+      const kb = await client.vectorStores.create({ name: 'late-redis' });
+      const file = await client.files.create({ file: await toFile(Buffer.from('Queued after all.'), 'late.txt'), purpose: 'assistants' });
+      const started = Date.now();
+      const attached = await client.vectorStores.files.create(kb.id, { file_id: file.id });
+      assert.equal(attached.status, 'in_progress');
+      assert.ok(Date.now() - started < 4_000, 'the attach did not wait for Redis');
+
+      redis = await startRedis(port);
+      const queue = new Queue(queueName, { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: 1 } });
+      try {
+        await until('the job to reach Redis', async () => (await queue.getWaitingCount()) === 1);
+      } finally {
+        await queue.close();
+      }
+    } finally {
+      await cairn.stop();
+      if (redis) await stop(redis);
+    }
+  });
+});

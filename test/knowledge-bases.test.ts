@@ -168,6 +168,8 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     assert.deepEqual(northFile.chunking_strategy, staticChunks);
     const onlySouth = await client.vectorStores.search(kb.id, { query: 'where do penguins and polar bears live', filters: { type: 'eq', key: 'pole', value: 'south' } });
     assert.deepEqual(onlySouth.data.map((hit) => hit.filename), ['south.txt']);
+    const twice = await client.vectorStores.create({ name: 'twice', file_ids: [north.id, north.id], ...({ embedding_model: 'none' } as object) });
+    assert.equal(twice.file_counts.total, 1, 'a file listed twice is attached once');
     await assert.rejects(
       client.vectorStores.fileBatches.create(kb.id, { file_ids: [north.id], files: [{ file_id: south.id }] }),
       (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'file_ids' && /exactly one of/.test(error.message),

@@ -161,6 +161,15 @@ describe('rate limits through the API', () => {
     const tooLarge = await refused(client.chat.completions.create({ model: 'llama', messages: [{ role: 'user', content: 'x'.repeat(8_000) }] }));
     assert.match(tooLarge.message, /Request too large/);
     assert.equal(tooLarge.headers?.get('retry-after'), null, 'waiting would not help');
+    // Express also routes these spellings to chat completions; they are charged the same.
+    for (const path of ['/chat/completions/', '/Chat/Completions']) {
+      const response = await fetch(`${cairn.baseURL}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama', messages: [{ role: 'user', content: 'x'.repeat(8_000) }] }),
+      });
+      assert.equal(response.status, 429, path);
+    }
   });
 
   it("gives keys their project's limits unless the key has its own", async () => {

@@ -27,7 +27,8 @@ function completionBudget(body: Record<string, unknown>): number {
 export function estimateTokens(path: string, body: unknown): number | undefined {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
   const request = body as Record<string, unknown>;
-  switch (path) {
+  // Express routes ignore case and a trailing slash; so must this, or `/Chat/Completions/` would go uncharged.
+  switch (path.toLowerCase().replace(/\/+$/, '')) {
     case '/chat/completions':
       return textTokens(request.messages) + completionBudget(request);
     case '/completions':

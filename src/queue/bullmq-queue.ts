@@ -8,11 +8,16 @@
  * `onReconnect` listener re-enqueues every row in progress, which also restores jobs that a Redis
  * restart without persistence lost.
  */
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ServiceUnavailableError } from '../errors.ts';
 import { DEFAULT_RETRY, type IngestHandler, type IngestJob, type IngestQueue, type RetryPolicy } from './ingest-queue.ts';
+
+/** How long an enqueue waits for the very first connection before it leaves the job to onReconnect. */
+const FIRST_CONNECTION_WAIT_MS = 2_000;
 
 const jobId = (job: IngestJob): string => `${job.kbFileId}-${job.generation}`;
 
@@ -35,6 +40,7 @@ export class BullIngestQueue implements IngestQueue {
   private readonly queue: Queue<IngestJob>;
   /** An enqueue was skipped while disconnected (at start, the connection may not be ready yet either). */
   private skipped = false;
+  private everReady = false;
 
   constructor(
     redisUrl: string,
@@ -43,6 +49,7 @@ export class BullIngestQueue implements IngestQueue {
     private readonly logger?: Logger,
   ) {
     this.connection = connect(redisUrl, 'producer');
+    this.connection.once('ready', () => (this.everReady = true));
     this.queue = new Queue<IngestJob>(queueName, { connection: this.connection });
     // Connection errors surface through the calls below; without a listener they would be unhandled.
     this.queue.on('error', () => undefined);
@@ -50,6 +57,9 @@ export class BullIngestQueue implements IngestQueue {
 
   async enqueue(jobs: IngestJob[]): Promise<void> {
     if (jobs.length === 0) return;
+    // Not connected (yet): BullMQ would wait for the connection indefinitely. The rows are saved
+    // `in_progress`, and onReconnect re-enqueues them once Redis is ready.
+    if (!(await this.connected())) return this.skip(jobs.length, `connection ${this.connection.status}`);
     await this.queue.addBulk(
       jobs.map((job) => ({
         name: 'ingest',
@@ -65,13 +75,25 @@ export class BullIngestQueue implements IngestQueue {
       })),
     ).catch((error: unknown) => {
       // Disconnected: the rows are saved `in_progress` and onReconnect re-enqueues them.
-      if (this.connection.status !== 'ready') {
-        this.skipped = true;
-        this.logger?.warn({ jobs: jobs.length, reason: (error as Error).message }, 'Redis is unavailable: ingestion will be queued when it is back');
-        return;
-      }
+      if (this.connection.status !== 'ready') return this.skip(jobs.length, (error as Error).message);
       throw unavailable(error);
     });
+  }
+
+  /** Ready now, or (only while the first connection is being made) within a moment. */
+  private async connected(): Promise<boolean> {
+    if (this.connection.status === 'ready') return true;
+    if (this.everReady) return false;
+    const done = new AbortController();
+    const ready = once(this.connection, 'ready', { signal: done.signal });
+    await Promise.race([ready, sleep(FIRST_CONNECTION_WAIT_MS, undefined, { ref: false })]).catch(() => undefined);
+    done.abort();
+    return (this.connection.status as string) === 'ready'; // changed while we waited
+  }
+
+  private skip(jobs: number, reason: string): void {
+    this.skipped = true;
+    this.logger?.warn({ jobs, reason }, 'Redis is unavailable: ingestion will be queued when it is back');
   }
 
   /** Calls `listener` each time the connection to Redis is ready after it was lost, or after an enqueue was skipped. */

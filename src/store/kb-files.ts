@@ -86,8 +86,10 @@ export class KbFileStore {
    * Attaches files (re-attaching restarts ingestion with a new generation). Runs in one
    * transaction so a batch is all or nothing.
    */
-  /** One statement for the whole list (a batch may hold 2,000 files). `attachments` must not repeat a file. */
-  async attach(projectId: string, kbId: string, attachments: Attachment[], batchId: string | null = null, tx?: Queryable): Promise<KbFile[]> {
+  /** One statement for the whole list (a batch may hold 2,000 files). A file listed twice is attached once, as its last entry says. */
+  async attach(projectId: string, kbId: string, requested: Attachment[], batchId: string | null = null, tx?: Queryable): Promise<KbFile[]> {
+    // ON CONFLICT DO UPDATE cannot touch one row twice in a statement.
+    const attachments = [...new Map(requested.map((attachment) => [attachment.fileId, attachment])).values()];
     if (attachments.length === 0) return [];
     const rows = await (tx ?? this.db).query<KbFileRow>(
       `INSERT INTO knowledge_base_files (id, kb_id, file_id, project_id, batch_id, status, attributes, chunking_strategy, generation)
