@@ -82,9 +82,9 @@ export class ModelRouter {
       const failed = new Set<Replica>();
       const stalled = new Set<Replica>();
       for (let attempt = 0; attempt <= route.retries.max_retries; attempt += 1) {
-        const replica = route.picker.pick(failed);
-        // Only replicas that already let this request time out are left: repeating it would double the wait.
-        if (stalled.has(replica)) break;
+        // A replica that already let this request time out is not asked again: that would double the wait.
+        const replica = route.picker.pick(failed, stalled);
+        if (!replica) break;
         const result = await this.attempt(route, replica, call);
         if (result.ok) return result.response;
         lastError = result.error;

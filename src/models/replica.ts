@@ -49,16 +49,19 @@ export class Replica {
 
 /**
  * Least in-flight first; ties rotate so that an idle pool still spreads requests evenly.
- * Replicas in `avoid` (failed earlier in this request) are used only when nothing else is left.
+ * Replicas in `avoid` (failed earlier in this request) are used only when nothing else is left;
+ * replicas in `exclude` (timed out in this request) never: undefined when only those are left.
  */
 export class ReplicaPicker {
   private next = 0;
 
   constructor(private readonly replicas: Replica[]) {}
 
-  pick(avoid: ReadonlySet<Replica>): Replica {
-    const candidates = this.replicas.filter((replica) => !avoid.has(replica));
-    const pool = candidates.length > 0 ? candidates : this.replicas;
+  pick(avoid: ReadonlySet<Replica>, exclude: ReadonlySet<Replica> = new Set()): Replica | undefined {
+    const usable = this.replicas.filter((replica) => !exclude.has(replica));
+    const candidates = usable.filter((replica) => !avoid.has(replica));
+    const pool = candidates.length > 0 ? candidates : usable;
+    if (pool.length === 0) return undefined;
     const start = this.next++ % pool.length;
     let best = pool[start]!;
     for (let i = 1; i < pool.length; i += 1) {
