@@ -120,12 +120,19 @@ program
 
 /** A limit on the command line: a positive integer, or `none` to clear it (inherit again). */
 type LimitArgument = number | 'none';
-function limitValue(value: string): LimitArgument {
-  if (value === 'none') return value;
-  const number = Number(value);
-  if (!Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError('expected a positive integer or "none"');
-  return number;
+function limitParser(max: number): (value: string) => LimitArgument {
+  return (value) => {
+    if (value === 'none') return value;
+    const number = Number(value);
+    if (!Number.isSafeInteger(number) || number < 1 || number > max) {
+      throw new InvalidArgumentError(`expected a positive integer up to ${max}, or "none"`);
+    }
+    return number;
+  };
 }
+/** Rates are stored as SQL `integer`, byte quotas as `bigint`. */
+const limitValue = limitParser(2_147_483_647);
+const byteLimitValue = limitParser(Number.MAX_SAFE_INTEGER);
 
 /** The stored form: null clears a limit, undefined leaves it as it is. */
 function limitUpdate(value: LimitArgument | undefined): number | null | undefined {
@@ -203,7 +210,7 @@ program
   .argument('<project>', 'the project name (created if new)')
   .option('--rpm <n>', 'requests per minute for its keys, or "none" for the server default', limitValue)
   .option('--tpm <n>', 'tokens per minute for its keys, or "none" for the server default', limitValue)
-  .option('--storage-bytes <n>', 'storage quota (bytes of files), or "none" for the server default', limitValue)
+  .option('--storage-bytes <n>', 'storage quota (bytes of files), or "none" for the server default', byteLimitValue)
   .description("set a project's default rate limits and its storage quota")
   .action((project: string, options: { rpm?: LimitArgument; tpm?: LimitArgument; storageBytes?: LimitArgument }) =>
     withDatabase(async (db) => {

@@ -58,7 +58,8 @@ describe('cairn CLI', () => {
     const [project] = (await admin.query("SELECT rpm_limit, tpm_limit, storage_quota_bytes FROM projects WHERE name = 'limited'")).rows;
     await admin.end();
     assert.deepEqual(project, { rpm_limit: 10, tpm_limit: null, storage_quota_bytes: '1000000' });
-    await assert.rejects(cairn(['keys', 'limits', keyId, '--rpm', '0'], env), /positive integer or "none"/);
+    await assert.rejects(cairn(['keys', 'limits', keyId, '--rpm', '0'], env), /positive integer up to 2147483647, or "none"/);
+    await assert.rejects(cairn(['keys', 'limits', keyId, '--tpm', '3000000000'], env), /positive integer up to 2147483647/);
     await assert.rejects(cairn(['keys', 'limits', 'key_unknown', '--rpm', '1'], env), /no key with id key_unknown/);
   });
 

@@ -67,6 +67,19 @@ describe('token buckets', () => {
     assert.equal(huge.retryAfterMs, undefined, 'a request larger than the limit can never pass');
   });
 
+  it('keeps a token debt until it has refilled, however long the bucket sits idle', async () => {
+    let now = 0;
+    const limiter = new MemoryRateLimiter(() => now);
+    await limiter.check({ key: 'debtor', limits: { tpm: 1_000 }, tokens: 1_000 });
+    await limiter.correctTokens('debtor', 1_000, 49_000); // the answer was 49,000 tokens longer than estimated
+    now += 11 * 60_000;
+    for (let i = 0; i < 10_000; i += 1) await limiter.check({ key: `busy-${i % 3}`, limits: { rpm: 1_000_000 } }); // sweeps idle buckets
+    const later = await limiter.check({ key: 'debtor', limits: { tpm: 1_000 }, tokens: 1 });
+    assert.equal(later.allowed, false, '39,000 tokens of debt are left after 11 minutes');
+    now += 40 * 60_000;
+    assert.equal((await limiter.check({ key: 'debtor', limits: { tpm: 1_000 }, tokens: 1 })).allowed, true);
+  });
+
   it('in Redis, shares one bucket between limiter instances and agrees with the in-memory arithmetic', async () => {
     const key = `test-${process.pid}-${Date.now()}`;
     const a = new RedisRateLimiter(REDIS_URL, quiet);
@@ -240,6 +253,14 @@ describe('storage quota per project', () => {
     assert.deepEqual((await client.files.list()).data.map((file) => file.id), [first.id]);
     await client.files.delete(first.id);
     await upload(client, 600);
+    await upload(client, 400);
+    // Full: refused before the body is read, so the message cannot name the file's size.
+    const full = await upload(client, 10).then(
+      () => assert.fail('the upload went over the quota'),
+      (caught: unknown) => caught,
+    );
+    assert.ok(full instanceof OpenAI.APIError && full.status === 413 && full.code === 'storage_quota_exceeded', String(full));
+    assert.match(full.message, /stores 1000 bytes of its 1000-byte quota\. Delete files/);
   });
 
   it('holds under concurrent uploads, and a project quota overrides the default', async () => {

@@ -38,6 +38,13 @@ export function filesRouter(files: FileService, blobs: BlobStore, maxUploadBytes
     .route('/files')
     .post(async (req, res) => {
       const { projectId } = callerOf(res);
+      try {
+        await files.checkStorageRoom(projectId);
+      } catch (error) {
+        // Refused before reading the body: close the connection after answering rather than drain it.
+        res.setHeader('connection', 'close');
+        throw error;
+      }
       const upload = await receive(req, res);
       try {
         const { purpose } = parseRequest(uploadFields, upload.fields);

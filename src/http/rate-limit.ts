@@ -60,7 +60,8 @@ export function rateLimit(limiter: RateLimiter, defaults: Limits): RequestHandle
     if (!decision.allowed) throw refusal(decision, limits, tokens);
 
     const { tpm } = limits;
-    if (tpm !== undefined && tokens !== undefined) {
+    // Only a request whose estimate was charged is corrected (not one let through because the limiter was unreachable).
+    if (tpm !== undefined && tokens !== undefined && decision.tokens) {
       res.once('close', () => {
         const usage = context(res).usage;
         const used = usage ? usage.promptTokens + usage.completionTokens : res.statusCode < 400 ? tokens : 0;

@@ -16,6 +16,12 @@ export class FileService {
     private readonly defaultQuotaBytes?: number,
   ) {}
 
+  /** Refuses an upload before its bytes are received when the project's files already fill its quota. */
+  async checkStorageRoom(projectId: string): Promise<void> {
+    const quota = await this.files.quota(projectId, this.defaultQuotaBytes);
+    if (quota && quota.usedBytes >= quota.quotaBytes) throw quotaExceeded(quota, undefined);
+  }
+
   /**
    * Records bytes already staged (streamed to disk and hashed while uploading), within the
    * project's storage quota, then moves them into the blob store.
@@ -25,13 +31,7 @@ export class FileService {
       { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256 },
       this.defaultQuotaBytes,
     );
-    if (!('file' in created)) {
-      throw new PayloadTooLargeError(
-        `Storage quota exceeded: this project stores ${created.usedBytes} bytes of its ${created.quotaBytes}-byte quota and this file has ${staged.bytes} bytes. ` +
-          'Delete files you no longer need, or ask an operator to raise the quota (`cairn projects limits <project> --storage-bytes <n>`).',
-        { code: 'storage_quota_exceeded', param: 'file' },
-      );
-    }
+    if (!('file' in created)) throw quotaExceeded(created, staged.bytes);
     try {
       await this.blobs.commit(staged);
     } catch (error) {
@@ -65,4 +65,13 @@ export class FileService {
     if (!result.blobStillUsed) await this.blobs.delete(result.deleted.sha256);
     return result.deleted;
   }
+}
+
+function quotaExceeded(quota: { quotaBytes: number; usedBytes: number }, fileBytes: number | undefined): PayloadTooLargeError {
+  const file = fileBytes === undefined ? '' : ` and this file has ${fileBytes} bytes`;
+  return new PayloadTooLargeError(
+    `Storage quota exceeded: this project stores ${quota.usedBytes} bytes of its ${quota.quotaBytes}-byte quota${file}. ` +
+      'Delete files you no longer need, or ask an operator to raise the quota (`cairn projects limits <project> --storage-bytes <n>`).',
+    { code: 'storage_quota_exceeded', param: 'file' },
+  );
 }

@@ -87,12 +87,14 @@ export function decide(
 }
 
 const SWEEP_EVERY_CHECKS = 10_000;
-/** A bucket untouched this long has refilled completely (even from a deep negative correction) and can be forgotten. */
-const IDLE_FORGET_MS = 10 * 60_000;
+
+interface MemoryBucket extends BucketState {
+  limit: number;
+}
 
 /** Embedded mode: buckets in this process's memory. */
 export class MemoryRateLimiter implements RateLimiter {
-  private readonly buckets = new Map<string, BucketState>();
+  private readonly buckets = new Map<string, MemoryBucket>();
   private checks = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -108,23 +110,23 @@ export class MemoryRateLimiter implements RateLimiter {
       rpm === undefined ? 0 : levelAt(this.buckets.get(requestKey), rpm, now),
       tpm === undefined ? 0 : levelAt(this.buckets.get(tokenKey), tpm, now),
     );
-    if (rpm !== undefined) this.buckets.set(requestKey, { level: result.requestLevel, updatedAtMs: now });
-    if (tpm !== undefined) this.buckets.set(tokenKey, { level: result.tokenLevel, updatedAtMs: now });
+    if (rpm !== undefined) this.buckets.set(requestKey, { level: result.requestLevel, updatedAtMs: now, limit: rpm });
+    if (tpm !== undefined) this.buckets.set(tokenKey, { level: result.tokenLevel, updatedAtMs: now, limit: tpm });
     return result.decision;
   }
 
   async correctTokens(key: string, tpm: number, delta: number): Promise<void> {
     const now = this.now();
     const tokenKey = `${key}:tokens`;
-    this.buckets.set(tokenKey, { level: levelAt(this.buckets.get(tokenKey), tpm, now) - delta, updatedAtMs: now });
+    this.buckets.set(tokenKey, { level: levelAt(this.buckets.get(tokenKey), tpm, now) - delta, updatedAtMs: now, limit: tpm });
   }
 
-  /** Memory stays bounded by the keys active in the last minutes. */
+  /** A full bucket is the same as an absent one: forgetting them keeps memory bounded by the keys in use. */
   private sweep(now: number): void {
     this.checks += 1;
     if (this.checks % SWEEP_EVERY_CHECKS !== 0) return;
-    for (const [key, state] of this.buckets) {
-      if (now - state.updatedAtMs > IDLE_FORGET_MS) this.buckets.delete(key);
+    for (const [key, bucket] of this.buckets) {
+      if (levelAt(bucket, bucket.limit, now) >= bucket.limit) this.buckets.delete(key);
     }
   }
 

@@ -24,7 +24,7 @@ local function level(key, limit)
 end
 local function store(key, limit, l)
   if limit <= 0 then return end
-  redis.call('HSET', key, 'level', tostring(l), 'at', tostring(now))
+  redis.call('HSET', key, 'level', string.format('%.17g', l), 'at', tostring(now))
   -- Once refilled the bucket equals an absent one, so it can expire then.
   redis.call('PEXPIRE', key, math.ceil((limit - l) * ${WINDOW_MS} / limit) + 1000)
 end
@@ -41,7 +41,8 @@ if allowed then
   store(KEYS[1], rpm, rl - 1)
   if tokens >= 0 then store(KEYS[2], tpm, tl - tokens) end
 end
-return { tostring(rl), tostring(tl) }
+-- %.17g round-trips a double exactly, so the caller's decide() sees the levels this script decided on.
+return { string.format('%.17g', rl), string.format('%.17g', tl) }
 `;
 
 /** KEYS: tokens bucket. ARGV: tpm, delta. */

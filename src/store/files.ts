@@ -51,7 +51,8 @@ export class FileStore {
   ): Promise<{ file: StoredFile } | { quotaBytes: number; usedBytes: number }> {
     return this.db.transaction(async (tx) => {
       const [quota] = await tx.query<{ quota: string | number | null }>(
-        'SELECT coalesce(storage_quota_bytes, $2) AS quota FROM projects WHERE id = $1 FOR UPDATE',
+        // NO KEY UPDATE: serialises uploads of the project without blocking inserts that reference it (usage, knowledge bases).
+        'SELECT coalesce(storage_quota_bytes, $2) AS quota FROM projects WHERE id = $1 FOR NO KEY UPDATE',
         [file.projectId, defaultQuotaBytes ?? null],
       );
       if (quota?.quota !== null && quota?.quota !== undefined) {
@@ -67,6 +68,17 @@ export class FileStore {
       );
       return { file: toFile(rows[0]!) };
     });
+  }
+
+  /** The project's storage quota and what its files use; undefined when it has no quota. */
+  async quota(projectId: string, defaultQuotaBytes?: number): Promise<{ quotaBytes: number; usedBytes: number } | undefined> {
+    const rows = await this.db.query<{ quota: string | number | null; used: string | number }>(
+      `SELECT coalesce(p.storage_quota_bytes, $2) AS quota, (SELECT coalesce(sum(bytes), 0) FROM files f WHERE f.project_id = p.id) AS used
+       FROM projects p WHERE p.id = $1`,
+      [projectId, defaultQuotaBytes ?? null],
+    );
+    const row = rows[0];
+    return row && row.quota !== null ? { quotaBytes: Number(row.quota), usedBytes: Number(row.used) } : undefined;
   }
 
   async get(projectId: string, id: string): Promise<StoredFile | undefined> {
