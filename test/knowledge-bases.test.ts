@@ -77,6 +77,35 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     assert.deepEqual(((await before.json()) as { data: Array<{ id: string }> }).data.map((file) => file.id), [ids[1]], 'the page right before the cursor');
   });
 
+  it('keeps paginating when the client deletes what it lists (the page after a deleted object)', async () => {
+    const cleaner = cairn.client({ apiKey: await cairn.newKey('clean-up') });
+    const upload = async (i: number) => (await cleaner.files.create({ file: await toFile(Buffer.from(`scrap ${i}`), `s${i}.txt`), purpose: 'assistants' })).id;
+    const files = [];
+    for (let i = 0; i < 7; i += 1) files.push(await upload(i));
+    const kb = await cleaner.vectorStores.create({ name: 'scraps', file_ids: files.slice(0, 5), ...({ embedding_model: 'none' } as object) });
+    const spare = await cleaner.vectorStores.create({ name: 'spare', ...({ embedding_model: 'none' } as object) });
+
+    const detached = [];
+    for await (const file of cleaner.vectorStores.files.list(kb.id, { limit: 2 })) {
+      await cleaner.vectorStores.files.delete(file.id, { vector_store_id: kb.id });
+      detached.push(file.id);
+    }
+    assert.deepEqual(detached.sort(), files.slice(0, 5).sort());
+    const deleted = [];
+    for await (const file of cleaner.files.list({ limit: 3 })) {
+      await cleaner.files.delete(file.id);
+      deleted.push(file.id);
+    }
+    assert.deepEqual(deleted.sort(), [...files].sort());
+    const stores = [];
+    for await (const store of cleaner.vectorStores.list({ limit: 1 })) {
+      await cleaner.vectorStores.delete(store.id);
+      stores.push(store.id);
+    }
+    assert.deepEqual(stores.sort(), [kb.id, spare.id].sort());
+    assert.equal((await cleaner.files.list()).data.length, 0);
+  });
+
   it('sanitises filenames and refuses oversize uploads with 413', async () => {
     const sneaky = await client.files.create({ file: await toFile(Buffer.from('x'), '../../etc/pass\u202ewd'), purpose: 'assistants' });
     assert.equal(sneaky.filename, 'passwd');

@@ -1,7 +1,7 @@
 /** The files table: uploaded files of a project. */
 import { newId } from '../ids.ts';
 import type { Database } from './database.ts';
-import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
 
 export interface StoredFile {
   id: string;
@@ -24,6 +24,8 @@ interface FileRow {
 }
 
 const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, created_at';
+/** The files list of the project in $1. */
+const FILE_CURSORS = "'files:' || $1";
 
 function toFile(row: FileRow): StoredFile {
   return {
@@ -96,7 +98,7 @@ export class FileStore {
     const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'created_at', id: 'id' },
-      (param) => `SELECT created_at, id FROM files WHERE project_id = $1 AND id = ${param}`,
+      (param) => cursorLookup(`SELECT created_at, id FROM files WHERE project_id = $1 AND id = ${param}`, FILE_CURSORS, param),
       3,
     );
     const rows = await this.db.query<FileRow>(
@@ -109,7 +111,11 @@ export class FileStore {
   /** Deletes the row; returns whether another file still uses the same bytes. */
   async delete(projectId: string, id: string): Promise<{ deleted: StoredFile; blobStillUsed: boolean } | undefined> {
     return this.db.transaction(async (tx) => {
-      const rows = await tx.query<FileRow>(`DELETE FROM files WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}`, [projectId, id]);
+      const rows = await tx.query<FileRow>(
+        `WITH deleted AS (DELETE FROM files WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}), ${rememberDeletedCursors(FILE_CURSORS, 'id')}
+         SELECT * FROM deleted`,
+        [projectId, id],
+      );
       if (!rows[0]) return undefined;
       const deleted = toFile(rows[0]);
       const others = await tx.query('SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1', [deleted.sha256]);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { newId } from '../ids.ts';
 import type { Database, Queryable } from './database.ts';
 import type { ChunkingStrategy, FileCounts } from './knowledge-bases.ts';
-import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
 
 export type KbFileStatus = 'in_progress' | 'completed' | 'failed' | 'cancelled';
 export type Attributes = Record<string, string | number | boolean>;
@@ -43,6 +43,8 @@ interface KbFileRow {
   created_at: Date | string;
 }
 
+/** The files list of the knowledge base in $2. */
+const KB_FILE_CURSORS = "'kb_files:' || $2";
 const COLUMNS = `id, kb_id, file_id, project_id, batch_id, status, last_error, attributes, chunking_strategy,
   chunk_count, usage_bytes, progress, generation, created_at`;
 
@@ -137,7 +139,7 @@ export class KbFileStore {
     const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'created_at', id: 'file_id' },
-      (param) => `SELECT created_at, file_id FROM knowledge_base_files WHERE kb_id = $2 AND file_id = ${param}`,
+      (param) => cursorLookup(`SELECT created_at, file_id FROM knowledge_base_files WHERE kb_id = $2 AND file_id = ${param}`, KB_FILE_CURSORS, param),
       5,
     );
     const rows = await this.db.query<KbFileRow>(
@@ -161,7 +163,9 @@ export class KbFileStore {
 
   async delete(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
     const rows = await this.db.query<KbFileRow>(
-      `DELETE FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}`,
+      `WITH deleted AS (DELETE FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}),
+         ${rememberDeletedCursors(KB_FILE_CURSORS, 'file_id')}
+       SELECT * FROM deleted`,
       [projectId, kbId, fileId],
     );
     return rows[0] && toKbFile(rows[0]);

@@ -2,7 +2,7 @@
 import { newId } from '../ids.ts';
 import type { ChunkingStrategy } from '../ingest/chunker.ts';
 import type { Database } from './database.ts';
-import { keyset, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
 
 /** Stored as given in `chunking_strategy`; the type belongs to the chunker that reads it. */
 export type { ChunkingStrategy };
@@ -51,6 +51,9 @@ interface KbRow {
   usage_bytes: string | number;
   chunk_count: string | number;
 }
+
+/** The knowledge-base list of the project in $1. */
+const KB_CURSORS = "'knowledge_bases:' || $1";
 
 const SELECT = `
   SELECT kb.id, kb.project_id, kb.name, kb.description, kb.metadata, kb.embedding_model, kb.embedding_dimensions,
@@ -136,7 +139,7 @@ export class KnowledgeBaseStore {
     const { where, orderLimit, params, reversed } = keyset(
       page,
       { createdAt: 'kb.created_at', id: 'kb.id' },
-      (param) => `SELECT created_at, id FROM knowledge_bases WHERE project_id = $1 AND id = ${param}`,
+      (param) => cursorLookup(`SELECT created_at, id FROM knowledge_bases WHERE project_id = $1 AND id = ${param}`, KB_CURSORS, param),
       2,
     );
     const rows = await this.db.query<KbRow>(`${SELECT} WHERE kb.project_id = $1${where}${GROUP}${orderLimit}`, [projectId, ...params]);
@@ -166,7 +169,11 @@ export class KnowledgeBaseStore {
   async delete(projectId: string, id: string): Promise<KnowledgeBase | undefined> {
     const kb = await this.get(projectId, id);
     if (!kb) return undefined;
-    await this.db.query('DELETE FROM knowledge_bases WHERE project_id = $1 AND id = $2', [projectId, id]);
+    await this.db.query(
+      `WITH deleted AS (DELETE FROM knowledge_bases WHERE project_id = $1 AND id = $2 RETURNING id, created_at), ${rememberDeletedCursors(KB_CURSORS, 'id')}
+       SELECT id FROM deleted`,
+      [projectId, id],
+    );
     return kb;
   }
 }

@@ -52,3 +52,24 @@ export function toPage<T>(rows: T[], limit: number, reversed = false): Page<T> {
   const data = rows.slice(0, limit);
   return { data: reversed ? data.reverse() : data, hasMore: rows.length > limit };
 }
+
+/**
+ * Cursor lookup that also finds deleted objects (kept in `deleted_cursors` for a day), so a page
+ * after an object deleted meanwhile continues where it was instead of coming back empty.
+ * `live` selects (created_at, id) of a live row; `scope` is an SQL expression naming the list.
+ */
+export function cursorLookup(live: string, scope: string, idParam: string): string {
+  return `(${live}) UNION ALL (SELECT created_at, id FROM deleted_cursors WHERE scope = ${scope} AND id = ${idParam}) LIMIT 1`;
+}
+
+/**
+ * CTEs for a DELETE … RETURNING named `deleted`: remember each deleted row as a cursor of `scope`,
+ * and forget cursors older than a day.
+ */
+export function rememberDeletedCursors(scope: string, idColumn: string): string {
+  return `remembered AS (
+      INSERT INTO deleted_cursors (scope, id, created_at) SELECT ${scope}, ${idColumn}, created_at FROM deleted
+      ON CONFLICT (scope, id) DO UPDATE SET created_at = EXCLUDED.created_at, deleted_at = now()),
+    forgotten AS (DELETE FROM deleted_cursors WHERE deleted_at < now() - interval '1 day')`;
+}
+
