@@ -16,6 +16,7 @@ import type { ModelRouter } from '../models/model-router.ts';
 import { lastUserText, messageText, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
 import { annotationsFor, citationsOf, type Citation } from './citations.ts';
 import { injectSources, packSources, sourceBudget, sourcesSystemMessage, type Source } from './context.ts';
+import type { SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { KnowledgeBaseQuery, Retriever } from './retriever.ts';
 
 /**
@@ -86,7 +87,7 @@ export class GroundedChat {
     }
     const queries = toKnowledgeBaseQueries(body.knowledge_bases ?? []);
     // Every knowledge base is checked before anything is searched: a foreign id leaks nothing.
-    await retriever.resolve(projectId, queries).catch((error: unknown) => {
+    const kbs = await retriever.resolve(projectId, queries).catch((error: unknown) => {
       if (error instanceof NotFoundError) throw new NotFoundError(error.message, { param: 'knowledge_bases' });
       throw error;
     });
@@ -95,7 +96,8 @@ export class GroundedChat {
     const promptTokens = body.messages.reduce((sum, message) => sum + estimateTokens(messageText(message), counter) + 4, 0);
     const contextWindow = route?.contextWindow ?? EXTRACTIVE_CONTEXT_WINDOW;
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.min(1024, Math.floor(contextWindow / 4));
-    const sources = queries.length > 0 ? await this.retrieve(res, projectId, body, queries, extractive, contextWindow, promptTokens, maxTokens, counter) : [];
+    const targets = { queries, kbs };
+    const sources = queries.length > 0 ? await this.retrieve(res, projectId, body, targets, extractive, contextWindow, promptTokens, maxTokens, counter) : [];
     const citations = citationsOf(sources);
 
     if (extractive) {
@@ -124,7 +126,7 @@ export class GroundedChat {
     res: Response,
     projectId: string,
     body: ChatCompletionRequest,
-    queries: KnowledgeBaseQuery[],
+    targets: { queries: KnowledgeBaseQuery[]; kbs: SearchableKnowledgeBase[] },
     extractive: boolean,
     contextWindow: number,
     promptTokens: number,
@@ -136,11 +138,8 @@ export class GroundedChat {
     if (body.retrieval?.rewrite_query && !extractive && body.messages.filter((message) => message.role === 'user').length > 1) {
       query = await this.rewrite(res, body, query);
     }
-    const chunks = await this.deps.retriever.search(projectId, queries, {
-      query,
-      maxResults: body.retrieval?.max_num_results ?? DEFAULT_MAX_RESULTS,
-      scoreThreshold: body.retrieval?.score_threshold,
-    });
+    const options = { query, maxResults: body.retrieval?.max_num_results ?? DEFAULT_MAX_RESULTS, scoreThreshold: body.retrieval?.score_threshold };
+    const chunks = await this.deps.retriever.search(projectId, targets.queries, options, targets.kbs);
     res.setHeader('x-cairn-retrieval-ms', String(Math.round(performance.now() - started)));
     return packSources(chunks, sourceBudget(contextWindow, promptTokens, maxTokens), counter);
   }

@@ -78,8 +78,9 @@ export class Retriever {
     return Promise.all(queries.map((query) => this.knowledgeBases.getSearchable(projectId, query.id)));
   }
 
-  async search(projectId: string, queries: KnowledgeBaseQuery[], options: RetrievalOptions): Promise<RetrievedChunk[]> {
-    const kbs = await this.resolve(projectId, queries);
+  /** `resolved`: the knowledge bases of `queries`, when the caller has already looked them up with `resolve`. */
+  async search(projectId: string, queries: KnowledgeBaseQuery[], options: RetrievalOptions, resolved?: SearchableKnowledgeBase[]): Promise<RetrievedChunk[]> {
+    const kbs = resolved ?? (await this.resolve(projectId, queries));
     const sparse = this.sparseQuery(options.query);
     const denseFor = (model: string) => this.denseQuery(model, options.query);
 
