@@ -12,17 +12,10 @@ import { createTestDatabase, startCairn, stubModel, type TestCairn, type TestDat
 import { startOwnQdrant } from './helpers/qdrant.ts';
 import { StubUpstream } from './helpers/stub-upstream.ts';
 import { TcpProxy } from './helpers/tcp-proxy.ts';
+import { until } from './helpers/wait.ts';
 
 const HANDBOOK = 'Parcels ship from Rotterdam every Tuesday and arrive within five working days.';
 const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 interface Envelope {
   error: { message: string; type: string; code: string | null };
@@ -61,7 +54,7 @@ describe('Qdrant down', () => {
     kbId = kb.id;
     const file = await client.files.create({ file: await toFile(Buffer.from(HANDBOOK), 'handbook.txt'), purpose: 'assistants' });
     await client.vectorStores.files.create(kbId, { file_id: file.id });
-    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed');
+    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed', 20_000);
   });
 
   after(async () => {
@@ -101,7 +94,7 @@ describe('Qdrant down', () => {
     const file = await client.files.create({ file: await toFile(Buffer.from('Refunds are issued within 30 days.'), 'refunds.txt'), purpose: 'assistants' });
     const attached = await client.vectorStores.files.create(kbId, { file_id: file.id });
     assert.equal(attached.status, 'in_progress', 'attaching needs no vector store');
-    await until('a failed ingestion attempt', () => /ingestion attempt failed/.test(cairn.logs.text()));
+    await until('a failed ingestion attempt', () => /ingestion attempt failed/.test(cairn.logs.text()), 20_000);
     assert.equal((await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status, 'in_progress');
 
     // The same storage on a new port, behind the same address.
@@ -109,7 +102,7 @@ describe('Qdrant down', () => {
     proxy.retarget(portOf(qdrant.url));
     await proxy.restore();
 
-    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed');
+    await until('the file to be ingested', async () => (await client.vectorStores.files.retrieve(file.id, { vector_store_id: kbId })).status === 'completed', 20_000);
     const results = await client.vectorStores.search(kbId, { query: 'refunds within 30 days' });
     assert.ok(results.data.some((result) => result.file_id === file.id));
     assert.ok(results.data.some((result) => /Rotterdam/.test(result.content[0]!.text)), 'points written before the outage survived');

@@ -6,28 +6,11 @@
  * responses are back to 0.
  */
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { startCairn, stubModel, type TestCairn } from './helpers/harness.ts';
 import { StubUpstream } from './helpers/stub-upstream.ts';
-
-/** A loopback port nothing listens on: connecting to it is refused. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { freePort, until } from './helpers/wait.ts';
 
 /** The SSE events of a raw streamed chat completion, as parsed JSON (or the literal `[DONE]`). */
 async function streamEvents(cairn: TestCairn, model: string): Promise<unknown[]> {
@@ -62,7 +45,7 @@ describe('upstream faults', () => {
       StubUpstream.start({ name: 'flaky' }),
       StubUpstream.start({ name: 'backup' }),
     ]);
-    refusedUrl = `http://127.0.0.1:${await closedPort()}/v1`;
+    refusedUrl = `http://127.0.0.1:${await freePort()}/v1`;
     const timeouts = { first_byte_ms: 300, idle_ms: 300 };
     cairn = await startCairn({
       modelConfig: {
@@ -93,6 +76,7 @@ describe('upstream faults', () => {
     const replicas = cairn.services.modelRegistry.routes().flatMap((route) => route.replicas);
     await until('every upstream request to finish', () =>
       replicas.every((replica) => replica.inFlight === 0) && [healthy, flaky, backup].every((stub) => stub.inFlight() === 0),
+      5_000,
     );
   });
 

@@ -13,6 +13,7 @@ import OpenAI, { toFile } from 'openai';
 import { startCairn, type TestCairn } from './helpers/harness.ts';
 import { bombPart, makeDocx, makeLongPdf, type ZipEntry } from './helpers/hostile-documents.ts';
 import { rawUpload, slowClient } from './helpers/raw-http.ts';
+import { until } from './helpers/wait.ts';
 
 const MAX_UPLOAD = 8 * 1024 * 1024;
 const HEADERS_TIMEOUT_MS = 1_000;
@@ -20,14 +21,6 @@ const REQUEST_TIMEOUT_MS = 3_000;
 const MB = 1024 * 1024;
 
 const GOOD_TEXT = 'The lighthouse on Skerry Point is painted red and white and its lamp turns every twelve seconds.';
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Every file below `dir`, relative to it ([] when `dir` does not exist). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -128,7 +121,7 @@ describe('hostile uploads', () => {
     // after the rest of it was streamed to the staging area.
     await assert.rejects(client.files.create({ file: await toFile(Buffer.alloc(MAX_UPLOAD + 1, 97), 'just-over.txt'), purpose: 'assistants' }), tooLarge);
 
-    await waitFor('the staging area to be empty', async () => (await filesUnder(stagingDir())).length === 0);
+    await until('the staging area to be empty', async () => (await filesUnder(stagingDir())).length === 0, 5_000);
     assert.deepEqual(await allFileIds(), filesBefore);
     assert.deepEqual(await filesUnder(path.join(dataDir, 'blobs', 'sha256')), blobsBefore);
   });
@@ -160,7 +153,7 @@ describe('hostile uploads', () => {
     const bodyClients = Promise.all(Array.from({ length: 3 }, () => slowClient(port, bodyHead, Buffer.alloc(400, 0x78), 20)));
 
     // While they hold their connections, others are served promptly.
-    await waitFor('the trickled uploads to be staged', async () => (await filesUnder(stagingDir())).length === 3, REQUEST_TIMEOUT_MS);
+    await until('the trickled uploads to be staged', async () => (await filesUnder(stagingDir())).length === 3, REQUEST_TIMEOUT_MS);
     const servingStarted = Date.now();
     assert.ok((await client.models.list()).data.length > 0);
     const meanwhile = await client.files.create({ file: await toFile(Buffer.from('served meanwhile'), 'meanwhile.txt'), purpose: 'assistants' });
@@ -180,7 +173,7 @@ describe('hostile uploads', () => {
       assert.ok(servedAt < result.closedAt, 'the other clients were served while this one held its connection');
     }
 
-    await waitFor('the partial uploads to be discarded', async () => (await filesUnder(stagingDir())).length === 0);
+    await until('the partial uploads to be discarded', async () => (await filesUnder(stagingDir())).length === 0, 5_000);
     assert.deepEqual(await allFileIds(), [...filesBefore, meanwhile.id].sort(), 'only the well-behaved upload was stored');
   });
 
@@ -227,7 +220,7 @@ describe('hostile uploads', () => {
       assert.deepEqual([error.type, error.param, error.message], ['invalid_request_error', 'file', 'Invalid multipart upload: Malformed part header']);
     }
     assert.deepEqual(await allFileIds(), filesBefore);
-    await waitFor('the staging area to be empty', async () => (await filesUnder(stagingDir())).length === 0);
+    await until('the staging area to be empty', async () => (await filesUnder(stagingDir())).length === 0, 5_000);
 
     // Downloads name the sanitised file, never a path.
     const download = await fetch(`${cairn.baseURL}/files/${stored.get('passwd')}/content`, { headers: { authorization: `Bearer ${cairn.key}` } });

@@ -13,17 +13,10 @@ import OpenAI, { toFile } from 'openai';
 import { longText } from './helpers/documents.ts';
 import { startCairn, type TestCairn } from './helpers/harness.ts';
 import { acquireTestQdrant, type QdrantLease } from './helpers/qdrant.ts';
+import { until } from './helpers/wait.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('ingestion on BullMQ workers', () => {
   const queueName = `cairn-test-${process.pid}-${Date.now()}`;

@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import { ServiceUnavailableError } from '../src/errors.ts';
 import { ManagedQdrant } from '../src/vectors/managed-qdrant.ts';
 import { collectionName, LEXICAL_COLLECTION, pointId, QdrantChunkStore, type ChunkPoint } from '../src/vectors/qdrant-chunk-store.ts';
 import { MAX_FILTER_DEPTH, openAIFilterSchema, translateFilter, type OpenAIFilter } from '../src/vectors/qdrant-filters.ts';
+import { freePort } from './helpers/wait.ts';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const DIMS = 8;
@@ -304,7 +304,7 @@ describe('QdrantChunkStore on a real Qdrant', () => {
   });
 
   it('turns an unreachable Qdrant into ServiceUnavailableError naming the vector store', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const down = new QdrantChunkStore({ url: `http://127.0.0.1:${port}`, timeoutMs: 2_000 });
     const expected = (error: Error) =>
       error instanceof ServiceUnavailableError && error.status === 503
@@ -349,12 +349,3 @@ describe('QdrantChunkStore on a real Qdrant', () => {
   });
 });
 
-/** A loopback port nothing listens on (bound, then released). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -7,25 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startCairn, stubModel, type TestCairn } from './helpers/harness.ts';
 import { StubUpstream } from './helpers/stub-upstream.ts';
+import { freePort } from './helpers/wait.ts';
 
 const secret = (prefix: string): string => `${prefix}${randomBytes(12).toString('hex')}`;
 const UPSTREAM_KEY = secret('sk-upstream-');
 const EMBEDDER_KEY = secret('sk-embedder-');
 const QDRANT_KEY = secret('qdrant-key-');
 const WRONG_KEY = secret('sk-cairn-');
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('secrets never reach logs or error messages', () => {
   let upstream: StubUpstream;
@@ -62,7 +53,7 @@ describe('secrets never reach logs or error messages', () => {
       StubUpstream.start({ name: 'guarded', apiKey: UPSTREAM_KEY }),
       StubUpstream.start({ name: 'embedder', apiKey: EMBEDDER_KEY }),
     ]);
-    const gone = `http://127.0.0.1:${await closedPort()}/v1`;
+    const gone = `http://127.0.0.1:${await freePort()}/v1`;
     cairn = await startCairn({
       env: { QDRANT_API_KEY: QDRANT_KEY },
       modelConfig: {
