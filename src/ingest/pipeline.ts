@@ -3,12 +3,17 @@
  * with status and progress in SQL. Re-running a job is safe: point ids are deterministic, new
  * points are written before stale ones are deleted, and a job that finds its row deleted,
  * cancelled or re-attached stops and removes what it wrote.
+ *
+ * Before each write (upsert, publish, status) a run checks that it still holds its job lock and
+ * that the row still wants its generation: a run whose lock lapsed stops without writing, since
+ * another run may own the file now. Progress is a checkpoint: a run redoing the same generation
+ * resumes after the last batch an earlier run saved, once it has checked that batch is stored.
  */
 import type { Logger } from 'pino';
 import type { Embedder } from '../embeddings/embedder.ts';
 import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
 import { collectionOf, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
-import type { IngestJob, JobContext } from '../queue/ingest-queue.ts';
+import { JobLockLostError, type IngestJob, type JobContext } from '../queue/ingest-queue.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { FileStore, StoredFile } from '../store/files.ts';
 import type { KbFile, KbFileStore } from '../store/kb-files.ts';
@@ -51,9 +56,25 @@ export class IngestPipeline {
     for (let round = 0; round < 10; round += 1) {
       const row = await this.deps.kbFiles.byId(job.kbFileId);
       if (!row || row.status !== 'in_progress') return;
-      if ((await this.ingest(row, context)) === 'done') return;
+      try {
+        if ((await this.ingest(row, context)) === 'done') return;
+      } catch (error) {
+        if (!(error instanceof JobLockLostError)) throw error;
+        this.deps.logger.warn({ kbFileId: row.id, generation: row.generation }, 'ingestion lost its job lock: stopped without further writes');
+        return;
+      }
     }
   };
+
+  /** Throws JobLockLostError unless this run still holds its job; answers whether the row still wants this generation. */
+  private async mayWrite(row: KbFile, context: JobContext): Promise<boolean> {
+    await this.assertLock(row, context);
+    return this.deps.kbFiles.isCurrent(row.id, row.generation);
+  }
+
+  private async assertLock(row: KbFile, context: JobContext): Promise<void> {
+    if (!(await context.holdsLock())) throw new JobLockLostError(row.id);
+  }
 
   private async ingest(row: KbFile, context: JobContext): Promise<Outcome> {
     const { kbs, kbFiles, logger } = this.deps;
@@ -65,13 +86,15 @@ export class IngestPipeline {
       const file = await this.deps.files.get(row.projectId, row.fileId);
       if (!file) throw new IngestError('invalid_file', 'The file was deleted before it could be ingested.');
       const chunks = await this.chunk(row, kb, file, context.signal);
-      const outcome = await this.store(row, kb, file.filename, chunks, context.signal);
+      const outcome = await this.store(row, kb, file.filename, chunks, context);
       if (outcome === 'done') {
         logger.info({ kbFileId: row.id, fileId: row.fileId, chunks: chunks.length, ms: Math.round(performance.now() - started) }, 'file ingested');
       }
       return outcome;
     } catch (error) {
-      if (context.signal.aborted) throw error;
+      if (context.signal.aborted || error instanceof JobLockLostError) throw error;
+      // Failing the file is a write too: only the run that holds the job may do it.
+      await this.assertLock(row, context);
       if (error instanceof IngestError) {
         // A row re-attached or deleted meanwhile is not ours to fail: let the current generation decide.
         if (!(await kbFiles.fail(row.id, row.generation, { code: error.code, message: error.message }))) return this.abandon(row, kb);
@@ -106,15 +129,17 @@ export class IngestPipeline {
     return embedder;
   }
 
-  private async store(row: KbFile, kb: SearchableKnowledgeBase, filename: string, chunks: Chunk[], signal: AbortSignal): Promise<Outcome> {
-    const { kbFiles, chunkStore, bm25 } = this.deps;
+  private async store(row: KbFile, kb: SearchableKnowledgeBase, filename: string, chunks: Chunk[], context: JobContext): Promise<Outcome> {
+    const { kbFiles, chunkStore, bm25, logger } = this.deps;
+    const { signal } = context;
     const embedder = this.embedderOf(kb);
     const collection = collectionOf(chunkStore, kb);
     await chunkStore.ensureCollection(collection, kb.embeddingDimensions);
     await chunkStore.ensureAttributeIndexes(collection, row.attributes);
 
-    for (let start = 0; start < chunks.length; start += this.batchSize) {
-      if (!(await kbFiles.isCurrent(row.id, row.generation))) return this.abandon(row, kb);
+    const resumeAt = await this.checkpoint(row, collection, chunks);
+    if (resumeAt > 0) logger.info({ kbFileId: row.id, resumeAt, chunks: chunks.length }, 'resuming ingestion after the chunks an earlier run stored');
+    for (let start = resumeAt; start < chunks.length; start += this.batchSize) {
       signal.throwIfAborted();
       const batch = chunks.slice(start, start + this.batchSize);
       const dense = embedder ? (await embedder.embed(batch.map((chunk) => chunk.text), signal)).vectors : undefined;
@@ -139,15 +164,33 @@ export class IngestPipeline {
           attributes: row.attributes,
         },
       }));
+      if (!(await this.mayWrite(row, context))) return this.abandon(row, kb);
       await chunkStore.upsert(collection, points);
       await kbFiles.setProgress(row.id, row.generation, Math.min(1, (start + batch.length) / chunks.length));
     }
     // All new points are in: publish them at once, then drop what an earlier generation left behind.
+    if (!(await this.mayWrite(row, context))) return this.abandon(row, kb);
     await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation });
     await chunkStore.deleteFile(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, keepGeneration: row.generation });
     const usageBytes = chunks.reduce((sum, chunk) => sum + Buffer.byteLength(chunk.text), 0);
+    await this.assertLock(row, context);
     if (!(await kbFiles.complete(row.id, row.generation, chunks.length, usageBytes))) return this.abandon(row, kb);
     return 'done';
+  }
+
+  /**
+   * Where a redone run of this generation may start: after the chunks an earlier run saved as
+   * progress, provided the last of them is stored with this generation and the same text (the
+   * chunking is deterministic for one generation, but a changed embedder could change its sizes).
+   * Anything else starts from 0, which is always correct, only slower.
+   */
+  private async checkpoint(row: KbFile, collection: string, chunks: Chunk[]): Promise<number> {
+    // progress is saved as (chunks stored) / (chunks); a float4 keeps that exact to well past a million chunks.
+    const saved = Math.min(chunks.length, Math.round(row.progress * chunks.length));
+    if (saved <= 0) return 0;
+    const last = chunks[saved - 1]!;
+    const stored = await this.deps.chunkStore.payload(collection, this.deps.chunkStore.pointId(row.kbId, row.fileId, last.index));
+    return stored?.generation === row.generation && stored.chunk_index === last.index && stored.text === last.text ? saved : 0;
   }
 
   /** The row changed under us: decide what of this run's work may stay. */

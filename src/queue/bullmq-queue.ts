@@ -1,7 +1,9 @@
 /**
  * Server mode's queue: BullMQ on Redis. The API process only enqueues; `cairn worker` processes
- * run the jobs. Job id = knowledge-base-file id, so enqueuing a file twice collapses into one job.
- * A worker that dies mid-job loses its lock; BullMQ's stalled-job check hands the job to another.
+ * run the jobs. Job id = knowledge-base-file id + generation, so enqueuing a file twice collapses
+ * into one job. A worker that dies mid-job loses its lock; BullMQ's stalled-job check hands the job
+ * to another. A job that leaves Redis altogether (stalled too often, a Redis restart) is found by
+ * the IngestReconciler, which re-enqueues files `in_progress` that have no live job.
  *
  * The database, not Redis, is the record of what must be ingested (rows `in_progress`). While
  * Redis is away, enqueuing is skipped rather than failed; when the connection comes back the
@@ -113,6 +115,14 @@ export class BullIngestQueue implements IngestQueue {
     await this.queue.remove(jobId(job)).catch(() => 0);
   }
 
+  async hasLiveJob(job: IngestJob): Promise<boolean> {
+    // Finished jobs are removed at once (removeOnComplete/removeOnFail), so 'unknown' is the usual answer for them.
+    const state = await this.queue.getJobState(jobId(job)).catch((error: unknown) => {
+      throw unavailable(error);
+    });
+    return !['unknown', 'completed', 'failed'].includes(state);
+  }
+
   async health(): Promise<void> {
     await this.connection.ping().catch((error: unknown) => {
       throw unavailable(error);
@@ -132,6 +142,14 @@ export interface WorkerOptions {
   lockDurationMs: number;
 }
 
+/**
+ * BullMQ renews each lock every lockDuration/2 from a timer, which cannot fire while the event loop
+ * is blocked; the pipeline therefore also extends the lock before each write (holdsLock). A job
+ * found stalled (lock expired) goes back to the queue up to this many times before BullMQ fails it;
+ * the reconciler re-enqueues a file whose job was failed that way.
+ */
+const MAX_STALLED_COUNT = 3;
+
 export class BullIngestWorker {
   private readonly connection: Redis;
   private readonly worker: Worker<IngestJob>;
@@ -142,19 +160,30 @@ export class BullIngestWorker {
     const shutdown = this.shutdown;
     this.worker = new Worker<IngestJob>(
       options.queueName,
-      async (job: Job<IngestJob>) => {
+      // Three parameters: BullMQ then gives each job an abort signal of its own (see lockRenewalFailed below).
+      async (job: Job<IngestJob>, token?: string, lockLost?: AbortSignal) => {
         const attempts = job.opts.attempts ?? 1;
         const attempt = job.attemptsMade + 1;
-        await handler(job.data, { signal: shutdown.signal, attempt, isFinalAttempt: attempt >= attempts });
+        const signal = lockLost ? AbortSignal.any([shutdown.signal, lockLost]) : shutdown.signal;
+        // extendLock answers 0 when the lock is not this token's any more: expired, retaken, or the job is gone.
+        const holdsLock = async () => !lockLost?.aborted && token !== undefined && (await job.extendLock(token, options.lockDurationMs)) === 1;
+        await handler(job.data, { signal, attempt, isFinalAttempt: attempt >= attempts, holdsLock });
       },
       {
         connection: this.connection,
         concurrency: options.concurrency,
         lockDuration: options.lockDurationMs,
+        lockRenewTime: options.lockDurationMs / 2,
         stalledInterval: options.lockDurationMs,
-        maxStalledCount: 3,
+        maxStalledCount: MAX_STALLED_COUNT,
       },
     );
+    // The timer could not renew a lock (the job was retaken or left Redis): stop that job's run now,
+    // rather than at its next write.
+    this.worker.on('lockRenewalFailed', (jobIds) => {
+      for (const id of jobIds) this.worker.cancelJob(id, 'the job lock was lost');
+      logger.warn({ jobIds }, 'lost the lock of ingestion jobs; stopping them without further writes');
+    });
     this.worker.on('failed', (job, error) => logger.warn({ err: error, kbFileId: job?.id }, 'ingestion attempt failed'));
     this.worker.on('error', (error) => logger.error({ err: error }, 'ingestion worker error'));
   }

@@ -51,7 +51,9 @@ export class InProcessIngestQueue implements IngestQueue {
     const signal = AbortSignal.any([jobSignal, this.shutdown.signal]);
     for (let attempt = 1; attempt <= this.retry.attempts && !signal.aborted; attempt += 1) {
       try {
-        await this.handler(job, { signal, attempt, isFinalAttempt: attempt === this.retry.attempts });
+        // One runner owns its jobs: the only way to lose one is to have it cancelled.
+        const holdsLock = async () => !signal.aborted;
+        await this.handler(job, { signal, attempt, isFinalAttempt: attempt === this.retry.attempts, holdsLock });
         return;
       } catch (error) {
         if (signal.aborted) return;
@@ -66,6 +68,10 @@ export class InProcessIngestQueue implements IngestQueue {
   async cancel(job: IngestJob): Promise<void> {
     this.rerun.delete(job.kbFileId);
     this.active.get(job.kbFileId)?.abort();
+  }
+
+  async hasLiveJob(job: IngestJob): Promise<boolean> {
+    return this.active.has(job.kbFileId);
   }
 
   async health(): Promise<void> {}

@@ -16,6 +16,20 @@ export interface JobContext {
   attempt: number;
   /** On the last attempt a transient failure becomes the file's `last_error`. */
   isFinalAttempt: boolean;
+  /**
+   * Asked right before each write: does this run still own the job? BullMQ extends the job's
+   * lock and answers false once the lock was lost (another worker may be running the job, or it
+   * left Redis); such a run must stop without writing anything more.
+   */
+  holdsLock(): Promise<boolean>;
+}
+
+/** Thrown inside a job that no longer holds its lock: the run stops, writes nothing more, and is not a failure of the file. */
+export class JobLockLostError extends Error {
+  constructor(kbFileId: string) {
+    super(`Ingestion of ${kbFileId} lost its job lock; another run owns the file now.`);
+    this.name = 'JobLockLostError';
+  }
 }
 
 /** Throws for transient failures (retried with backoff); permanent ones are recorded by the handler itself. */
@@ -25,6 +39,8 @@ export interface IngestQueue {
   enqueue(jobs: IngestJob[]): Promise<void>;
   /** Best effort: stops a queued or running job. The database row stays the source of truth. */
   cancel(job: IngestJob): Promise<void>;
+  /** Is this job queued, delayed or running somewhere? The reconciler re-enqueues files whose job is not. */
+  hasLiveJob(job: IngestJob): Promise<boolean>;
   health(): Promise<void>;
   close(): Promise<void>;
 }

@@ -185,6 +185,12 @@ export class QdrantChunkStore {
     }
   }
 
+  /** One point's payload, or undefined when it is not stored. */
+  async payload(collection: string, id: string): Promise<ChunkPayload | undefined> {
+    const points = await this.call('read a chunk', collection, () => this.client.retrieve(collection, { ids: [id], with_payload: true, with_vector: false }), () => []);
+    return points[0]?.payload as unknown as ChunkPayload | undefined;
+  }
+
   /** Makes one ingestion run's points searchable, all at once, when the file is completely stored. */
   async markReady(collection: string, file: { projectId: string; kbId: string; fileId: string; generation: string }): Promise<void> {
     const filter: QdrantFilter = {
