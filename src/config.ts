@@ -33,6 +33,8 @@ const envSchema = z.object({
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
   CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
   CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  CAIRN_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+  CAIRN_RECONCILE_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
   CAIRN_MODELS_DIR: z.string().min(1).optional(),
   CAIRN_ALLOW_MODEL_DOWNLOAD: booleanFromEnv.default(true),
   CAIRN_EMBEDDING_MODEL: z.string().min(1).default('Xenova/bge-small-en-v1.5'),
@@ -140,7 +142,8 @@ export interface Config {
   qdrantApiKey: string | undefined;
   qdrantBin: string | undefined;
   maxUploadBytes: number;
-  ingest: { concurrency: number; batchSize: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string };
+  ingest: { concurrency: number; batchSize: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string;
+    reconcileIntervalMs: number; reconcileGraceMs: number };
   modelsDir: string | undefined;
   allowModelDownload: boolean;
   defaultEmbeddingModel: string;
@@ -263,6 +266,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       backoffMs: vars.CAIRN_INGEST_BACKOFF_MS,
       workerLockMs: vars.CAIRN_WORKER_LOCK_MS,
       queueName: vars.CAIRN_QUEUE_NAME,
+      reconcileIntervalMs: vars.CAIRN_RECONCILE_INTERVAL_MS,
+      reconcileGraceMs: vars.CAIRN_RECONCILE_GRACE_MS,
     },
     modelsDir: vars.CAIRN_MODELS_DIR ? path.resolve(vars.CAIRN_MODELS_DIR) : undefined,
     allowModelDownload: vars.CAIRN_ALLOW_MODEL_DOWNLOAD,

@@ -11,6 +11,7 @@ import { parseDocument } from './ingest/parsers/index.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { FileService } from './knowledge/file-service.ts';
+import { IngestReconciler } from './knowledge/ingest-reconciler.ts';
 import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
 import { MemoryRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
@@ -57,6 +58,8 @@ export interface Services {
   readiness: ReadinessCheck[];
   /** Re-enqueues files left `in_progress` (embedded mode: by a restart). */
   resumeIngestion(): Promise<number>;
+  /** Periodically re-enqueues files `in_progress` whose job was lost; running where jobs run (workers, the embedded API). */
+  reconciler: IngestReconciler;
   close(): Promise<void>;
 }
 
@@ -164,6 +167,12 @@ export async function createServices(config: Config, logger: Logger, role: Role 
       ),
     );
   }
+  const reconciler = new IngestReconciler(kbFiles, queue, logger, {
+    intervalMs: config.ingest.reconcileIntervalMs,
+    graceMs: config.ingest.reconcileGraceMs,
+  });
+  // Where jobs run: a server-mode API has no runner, and its workers reconcile for it.
+  if (role === 'worker' || !config.redisUrl) reconciler.start();
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
   const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
@@ -210,7 +219,9 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     groundedChat: new GroundedChat({ retriever, models: modelRouter, registry: modelRegistry, tokenCounter, logger }),
     readiness,
     resumeIngestion,
+    reconciler,
     async close() {
+      await reconciler.stop();
       await queue.close();
       await usage.close();
       await rateLimiter.close();

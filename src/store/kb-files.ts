@@ -161,6 +161,35 @@ export class KbFileStore {
     return rows.map(toKbFile);
   }
 
+  /** Rows in progress that nothing has updated for `graceMs`, oldest first: candidates for the reconciler. */
+  async stale(graceMs: number, limit: number): Promise<KbFile[]> {
+    const rows = await this.db.query<KbFileRow>(
+      `SELECT ${COLUMNS} FROM knowledge_base_files
+       WHERE status = 'in_progress' AND updated_at < now() - make_interval(secs => $1::double precision / 1000)
+       ORDER BY updated_at LIMIT $2`,
+      [graceMs, limit],
+    );
+    return rows.map(toKbFile);
+  }
+
+  /**
+   * Claims stale rows for re-enqueueing by touching them, and returns the ones this call claimed.
+   * The condition is re-checked on the locked row, so of several reconcilers racing for a row
+   * exactly one wins it, and nobody claims it again for another grace period.
+   */
+  async claimStale(rows: KbFile[], graceMs: number): Promise<KbFile[]> {
+    if (rows.length === 0) return [];
+    const claimed = await this.db.query<KbFileRow>(
+      `UPDATE knowledge_base_files f SET updated_at = now()
+       FROM unnest($1::text[], $2::text[]) AS c(id, generation)
+       WHERE f.id = c.id AND f.generation = c.generation AND f.status = 'in_progress'
+         AND f.updated_at < now() - make_interval(secs => $3::double precision / 1000)
+       RETURNING ${COLUMNS.split(',').map((column) => `f.${column.trim()}`).join(', ')}`,
+      [rows.map((row) => row.id), rows.map((row) => row.generation), graceMs],
+    );
+    return claimed.map(toKbFile);
+  }
+
   async delete(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
     const rows = await this.db.query<KbFileRow>(
       `WITH deleted AS (DELETE FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}),
