@@ -35,6 +35,7 @@ const envSchema = z.object({
   CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   CAIRN_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   CAIRN_RECONCILE_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
+  CAIRN_RECONCILE_MAX_REQUEUES: z.coerce.number().int().min(0).default(3),
   CAIRN_MODELS_DIR: z.string().min(1).optional(),
   CAIRN_ALLOW_MODEL_DOWNLOAD: booleanFromEnv.default(true),
   CAIRN_EMBEDDING_MODEL: z.string().min(1).default('Xenova/bge-small-en-v1.5'),
@@ -143,7 +144,7 @@ export interface Config {
   qdrantBin: string | undefined;
   maxUploadBytes: number;
   ingest: { concurrency: number; batchSize: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string;
-    reconcileIntervalMs: number; reconcileGraceMs: number };
+    reconcileIntervalMs: number; reconcileGraceMs: number; reconcileMaxRequeues: number };
   modelsDir: string | undefined;
   allowModelDownload: boolean;
   defaultEmbeddingModel: string;
@@ -268,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       queueName: vars.CAIRN_QUEUE_NAME,
       reconcileIntervalMs: vars.CAIRN_RECONCILE_INTERVAL_MS,
       reconcileGraceMs: vars.CAIRN_RECONCILE_GRACE_MS,
+      reconcileMaxRequeues: vars.CAIRN_RECONCILE_MAX_REQUEUES,
     },
     modelsDir: vars.CAIRN_MODELS_DIR ? path.resolve(vars.CAIRN_MODELS_DIR) : undefined,
     allowModelDownload: vars.CAIRN_ALLOW_MODEL_DOWNLOAD,

@@ -170,6 +170,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   const reconciler = new IngestReconciler(kbFiles, queue, logger, {
     intervalMs: config.ingest.reconcileIntervalMs,
     graceMs: config.ingest.reconcileGraceMs,
+    maxRequeues: config.ingest.reconcileMaxRequeues,
   });
   // Where jobs run: a server-mode API has no runner, and its workers reconcile for it.
   if (role === 'worker' || !config.redisUrl) reconciler.start();

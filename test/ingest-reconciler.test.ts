@@ -41,7 +41,7 @@ describe('ingest reconciler', () => {
   });
 
   const reconciler = (queue: IngestQueue = cairn.services.queue) =>
-    new IngestReconciler(kbFiles, queue, cairn.services.logger, { intervalMs: 0, graceMs: GRACE_MS });
+    new IngestReconciler(kbFiles, queue, cairn.services.logger, { intervalMs: 0, graceMs: GRACE_MS, maxRequeues: 2 });
 
   /** As if nothing had touched the row for an hour. */
   const age = (row: KbFile) => cairn.services.db.query("UPDATE knowledge_base_files SET updated_at = now() - interval '1 hour' WHERE id = $1", [row.id]);
@@ -84,6 +84,31 @@ describe('ingest reconciler', () => {
     const rounds = await Promise.all(Array.from({ length: 4 }, () => reconciler().reconcile()));
     assert.deepEqual(rounds.flat(), [row.id]);
     assert.equal(await bull.getJobState(bullJobId(row)), 'waiting');
+  });
+
+  it('fails a file that keeps losing its job without progress, and counts only requeues in a row', async () => {
+    const row = await attachOne('poison');
+    const orphan = async () => {
+      await bull.remove(bullJobId(row));
+      await age(row);
+    };
+    for (let round = 1; round <= 2; round += 1) {
+      await orphan();
+      assert.deepEqual(await reconciler().reconcile(), [row.id], `requeue ${round}`);
+    }
+    // Saved progress means the file is moving: the count starts again.
+    await kbFiles.setProgress(row.id, row.generation, 0.5);
+    for (let round = 1; round <= 2; round += 1) {
+      await orphan();
+      assert.deepEqual(await reconciler().reconcile(), [row.id], `requeue ${round} after progress`);
+    }
+    await orphan();
+    assert.deepEqual(await reconciler().reconcile(), [], 'the third requeue in a row without progress is one too many');
+    const failed = (await kbFiles.byId(row.id))!;
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.lastError?.code, 'server_error');
+    assert.match(failed.lastError?.message ?? '', /interrupted 3 times in a row without progress/);
+    assert.equal(await bull.getJobState(bullJobId(row)), 'unknown', 'not queued again');
   });
 
   it('leaves a file running in the embedded runner alone, so it does not run twice', async () => {

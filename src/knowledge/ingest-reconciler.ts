@@ -9,6 +9,9 @@
  * after each batch) and the queue knows no waiting, delayed or active job for its generation.
  * Claiming touches the row in one conditional UPDATE, so when several workers reconcile at once
  * each file is re-enqueued by one of them; job ids are idempotent besides.
+ *
+ * A file re-enqueued `maxRequeues` times in a row without saving any progress (it kills or stalls
+ * every worker that takes it) is failed with a `server_error` instead of being retried forever.
  */
 import type { Logger } from 'pino';
 import type { IngestQueue } from '../queue/ingest-queue.ts';
@@ -20,6 +23,8 @@ export interface ReconcileOptions {
   intervalMs: number;
   /** How long a row in progress must have gone without an update before it counts as orphaned. */
   graceMs: number;
+  /** Re-enqueues in a row without progress before the file is failed. */
+  maxRequeues: number;
   /** Rows examined per round, oldest first; the rest wait for the next round. */
   limit?: number;
 }
@@ -46,18 +51,25 @@ export class IngestReconciler {
     }, this.options.intervalMs).unref();
   }
 
-  /** One round: re-enqueues orphaned files and returns them. */
+  /** One round: re-enqueues orphaned files (failing the hopeless ones) and returns the ids of those re-enqueued. */
   async reconcile(): Promise<string[]> {
-    const { graceMs, limit = 500 } = this.options;
+    const { graceMs, maxRequeues, limit = 500 } = this.options;
     const stale = await this.kbFiles.stale(graceMs, limit);
     const orphans = [];
     for (const row of stale) {
       if (!(await this.queue.hasLiveJob(jobOf(row)))) orphans.push(row);
     }
     const claimed = await this.kbFiles.claimStale(orphans, graceMs);
-    if (claimed.length === 0) return [];
-    await this.queue.enqueue(claimed.map(jobOf));
-    const ids = claimed.map((row) => row.id);
+    const hopeless = claimed.filter((row) => row.requeues > maxRequeues);
+    for (const row of hopeless) {
+      const message = `Ingestion was interrupted ${maxRequeues + 1} times in a row without progress (a worker died or lost its job while ingesting this file); the server log has the details.`;
+      await this.kbFiles.fail(row.id, row.generation, { code: 'server_error', message });
+    }
+    if (hopeless.length > 0) this.logger.error({ kbFileIds: hopeless.map((row) => row.id) }, 'files kept losing their ingestion job without progress: failed');
+    const requeued = claimed.filter((row) => row.requeues <= maxRequeues);
+    if (requeued.length === 0) return [];
+    await this.queue.enqueue(requeued.map(jobOf));
+    const ids = requeued.map((row) => row.id);
     this.logger.warn({ kbFileIds: ids }, 'files in progress had no live ingestion job: re-enqueued');
     return ids;
   }

@@ -99,7 +99,7 @@ export class KbFileStore {
        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS a(id, file_id, attributes, chunking_strategy, generation)
        ON CONFLICT (kb_id, file_id) DO UPDATE SET status = 'in_progress', last_error = NULL, progress = 0,
          attributes = EXCLUDED.attributes, chunking_strategy = EXCLUDED.chunking_strategy,
-         batch_id = EXCLUDED.batch_id, generation = EXCLUDED.generation, updated_at = now()
+         batch_id = EXCLUDED.batch_id, generation = EXCLUDED.generation, requeues = 0, updated_at = now()
        RETURNING ${COLUMNS}`,
       [
         kbId,
@@ -173,21 +173,22 @@ export class KbFileStore {
   }
 
   /**
-   * Claims stale rows for re-enqueueing by touching them, and returns the ones this call claimed.
-   * The condition is re-checked on the locked row, so of several reconcilers racing for a row
-   * exactly one wins it, and nobody claims it again for another grace period.
+   * Claims stale rows for re-enqueueing by touching them, and returns the ones this call claimed
+   * with how often in a row they were re-enqueued without progress (this time included). The
+   * condition is re-checked on the locked row, so of several reconcilers racing for a row exactly
+   * one wins it, and nobody claims it again for another grace period.
    */
-  async claimStale(rows: KbFile[], graceMs: number): Promise<KbFile[]> {
+  async claimStale(rows: KbFile[], graceMs: number): Promise<Array<KbFile & { requeues: number }>> {
     if (rows.length === 0) return [];
-    const claimed = await this.db.query<KbFileRow>(
-      `UPDATE knowledge_base_files f SET updated_at = now()
+    const claimed = await this.db.query<KbFileRow & { requeues: number }>(
+      `UPDATE knowledge_base_files f SET updated_at = now(), requeues = f.requeues + 1
        FROM unnest($1::text[], $2::text[]) AS c(id, generation)
        WHERE f.id = c.id AND f.generation = c.generation AND f.status = 'in_progress'
          AND f.updated_at < now() - make_interval(secs => $3::double precision / 1000)
-       RETURNING ${COLUMNS.split(',').map((column) => `f.${column.trim()}`).join(', ')}`,
+       RETURNING ${COLUMNS.split(',').map((column) => `f.${column.trim()}`).join(', ')}, f.requeues`,
       [rows.map((row) => row.id), rows.map((row) => row.generation), graceMs],
     );
-    return claimed.map(toKbFile);
+    return claimed.map((row) => ({ ...toKbFile(row), requeues: row.requeues }));
   }
 
   async delete(projectId: string, kbId: string, fileId: string): Promise<KbFile | undefined> {
@@ -211,7 +212,7 @@ export class KbFileStore {
 
   async setProgress(id: string, generation: string, progress: number): Promise<void> {
     await this.db.query(
-      "UPDATE knowledge_base_files SET progress = $3, updated_at = now() WHERE id = $1 AND generation = $2 AND status = 'in_progress'",
+      "UPDATE knowledge_base_files SET progress = $3, requeues = 0, updated_at = now() WHERE id = $1 AND generation = $2 AND status = 'in_progress'",
       [id, generation, progress],
     );
   }
