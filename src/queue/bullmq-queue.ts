@@ -185,7 +185,11 @@ export class BullIngestWorker {
       logger.warn({ jobIds }, 'lost the lock of ingestion jobs; stopping them without further writes');
     });
     this.worker.on('failed', (job, error) => logger.warn({ err: error, kbFileId: job?.id }, 'ingestion attempt failed'));
-    this.worker.on('error', (error) => logger.error({ err: error }, 'ingestion worker error'));
+    this.worker.on('error', (error) => {
+      // What BullMQ reports after a lost lock (it can neither renew nor finish the job): expected, and the run has stopped.
+      if (/^(could not renew lock|Missing lock for job)/.test(error.message)) logger.warn({ err: error }, 'ingestion job lock lost');
+      else logger.error({ err: error }, 'ingestion worker error');
+    });
   }
 
   async close(): Promise<void> {
