@@ -9,6 +9,7 @@ import { knowledgeBasesRouter } from './api/knowledge-bases.ts';
 import { modelsRouter } from './api/models.ts';
 import { openApiRouter } from './api/openapi.ts';
 import { operationsRouter } from './api/operations.ts';
+import { rootRouter } from './api/root.ts';
 import { usageRouter } from './api/usage.ts';
 import { accessLog } from './http/access-log.ts';
 import { authenticate } from './http/auth.ts';
@@ -29,6 +30,7 @@ export function createApp(services: Services): express.Express {
   app.use(accessLog(services.logger, services.metrics, services.usage));
   app.use(operationsRouter(services.readiness, services.metrics.registry, services.logger));
   app.use(openApiRouter());
+  app.use(rootRouter());
 
   const v1 = Router();
   v1.use(authenticate(services.keys));
