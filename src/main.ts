@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
+import { reportCliError } from './cli/cli-error.ts';
 import { runEvalCommand } from './cli/eval-command.ts';
 import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
@@ -49,7 +50,11 @@ async function serve(): Promise<void> {
     // Printed once to the terminal, never to the log: only its hash is stored.
     process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
   }
-  const running = await startServer(services);
+  // A port in use (or any failure to listen) must not leave the managed Qdrant or pools behind.
+  const running = await startServer(services).catch(async (error: unknown) => {
+    await services.close().catch(() => undefined);
+    throw error;
+  });
   const resumed = await services.resumeIngestion();
   if (resumed > 0) logger.info({ files: resumed }, 'resumed ingestion of files left in progress');
   logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
@@ -71,7 +76,9 @@ function stopOnSignals(logger: ReturnType<typeof createLogger>, stop: () => Prom
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-const program = new Command('cairn').description('OpenAI-compatible inference API with built-in knowledge bases');
+const program = new Command('cairn')
+  .description('OpenAI-compatible inference API with built-in knowledge bases')
+  .option('--verbose', 'print the stack trace of an error, not just its one-line summary', false);
 
 program.command('serve').description('run the API server').action(serve);
 
@@ -241,4 +248,10 @@ program
     runEvalCommand(dir, options),
   );
 
-await program.parseAsync(process.argv);
+// Every command fails the same way: one line with the fix, exit code ≠ 0, the stack only with --verbose.
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const verbose = program.opts<{ verbose?: boolean }>().verbose === true || process.argv.includes('--verbose');
+  process.exit(reportCliError(error, verbose));
+}

@@ -70,7 +70,7 @@ async function startVectorStore(config: Config, logger: Logger): Promise<{ url: 
     storageDir: path.join(config.dataDir, 'qdrant'),
     logger: logger.child({ component: 'qdrant' }),
   });
-  logger.info({ url: managed.url }, 'managed Qdrant started');
+  // ManagedQdrant.start logs 'managed Qdrant started' itself (with its storage directory).
   return { url: managed.url, stop: () => managed.stop() };
 }
 

@@ -194,7 +194,7 @@ describe('HTTP core', () => {
   it('answers GET / with a signpost to /v1, /openapi.json and the docs instead of a 404', async () => {
     const response = await fetch(`${cairn.url}/`);
     assert.equal(response.status, 200);
-    const body = (await response.json()) as Record<string, string>;
+    const body = (await response.json()) as { api: string; openapi: string; message: string };
     assert.equal(body.api, '/v1');
     assert.equal(body.openapi, '/openapi.json');
     assert.match(body.message, /OpenAI-compatible/);
