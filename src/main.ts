@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
-import { reportCliError } from './cli/cli-error.ts';
+import { CliError, reportCliError } from './cli/cli-error.ts';
 import { runEvalCommand } from './cli/eval-command.ts';
 import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
@@ -94,25 +94,20 @@ program
 
 program
   .command('ingest')
-  .description('upload files or folders into a knowledge base of a running Cairn, with progress')
+  .description('sync files or folders into a knowledge base of a running Cairn: unchanged files are skipped, changed ones replaced')
   .argument('<paths...>', 'files or folders (walked recursively, dotfiles skipped)')
   .requiredOption('--kb <id-or-name>', 'knowledge base id or name')
   .option('--create', 'create the knowledge base if it does not exist', false)
+  .option('--delete', 'detach files ingested from these folders that are no longer in them', false)
   .option('--embedding-model <id>', 'embedding model of a knowledge base created with --create')
-  .option('--base-url <url>', 'Cairn API base URL', process.env.CAIRN_BASE_URL ?? 'http://127.0.0.1:8080/v1')
+  .option('--base-url <url>', 'Cairn API base URL (default: CAIRN_BASE_URL or http://127.0.0.1:8080/v1)', process.env.CAIRN_BASE_URL ?? 'http://127.0.0.1:8080/v1')
   .option('--api-key <key>', 'API key (default: CAIRN_API_KEY or OPENAI_API_KEY)')
   .option('--concurrency <n>', 'uploads at once', (value) => Number.parseInt(value, 10), 4)
-  .action(async (paths: string[], options: { kb: string; create: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
+  .action(async (paths: string[], options: { kb: string; create: boolean; delete: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
     const apiKey = options.apiKey ?? process.env.CAIRN_API_KEY ?? process.env.OPENAI_API_KEY;
-    if (!apiKey) {
-      process.stderr.write('cairn: pass --api-key or set CAIRN_API_KEY\n');
-      process.exit(2);
-    }
+    if (!apiKey) throw new CliError('no API key: pass --api-key or set CAIRN_API_KEY (make one with `cairn keys create`)', 2);
     const { failed } = await runIngest(paths, { ...options, apiKey });
-    if (failed > 0) {
-      process.stderr.write(`${failed} file(s) failed; see GET /v1/knowledge_bases/{id}/files?filter=failed\n`);
-      process.exitCode = 1;
-    }
+    if (failed > 0) throw new CliError(`${failed} file(s) failed; see GET /v1/knowledge_bases/{id}/files?filter=failed`);
   });
 
 program
