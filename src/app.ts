@@ -41,7 +41,7 @@ export function createApp(services: Services): express.Express {
   v1.use(embeddingsRouter(services.embeddings));
   const startedAt = Math.floor(Date.now() / 1000);
   const builtIn = [EXTRACTIVE_MODEL, ...services.embeddings.ids()].map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
-  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...builtIn]));
+  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...builtIn], (id) => services.embeddings.unavailable(id)));
   v1.use(usageRouter(services.usage));
   v1.use(filesRouter(services.files, services.blobs, services.config.maxUploadBytes));
   v1.use('/knowledge_bases', knowledgeBasesRouter(services.knowledgeBases, services.retriever, KNOWLEDGE_BASE_FLAVOR));

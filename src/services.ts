@@ -11,7 +11,7 @@ import { parseDocument } from './ingest/parsers/index.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { FileService } from './knowledge/file-service.ts';
-import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
+import { jobOf, KnowledgeBaseService, LEXICAL_ONLY, type DefaultEmbeddingModel } from './knowledge/knowledge-base-service.ts';
 import { MemoryRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -79,21 +79,22 @@ async function startVectorStore(config: Config, logger: Logger): Promise<{ url: 
  * cached and no download allowed, say), one warning is logged and new knowledge bases that do
  * not name a model become lexical-only, visibly (`embedding_model: "none"`).
  */
-function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger): () => Promise<string> {
-  let checked: Promise<string> | undefined;
+function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger): () => Promise<DefaultEmbeddingModel> {
+  let checked: Promise<DefaultEmbeddingModel> | undefined;
   return () => {
     checked ??= (async () => {
       const embedder = embeddings.default();
-      if (!embedder) return LEXICAL_ONLY;
+      if (!embedder) return { id: LEXICAL_ONLY };
       try {
         await embedder.dimensions();
-        return embedder.id;
+        return { id: embedder.id };
       } catch (error) {
+        const reason = (error as Error).message;
         logger.warn(
-          { model: embedder.id, reason: (error as Error).message },
+          { model: embedder.id, reason },
           'default embedding model unavailable: new knowledge bases without an explicit embedding_model will be lexical-only (BM25)',
         );
-        return LEXICAL_ONLY;
+        return { id: LEXICAL_ONLY, unavailable: { model: embedder.id, reason } };
       }
     })();
     return checked;
@@ -166,7 +167,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   }
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
-  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
+  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel, logger);
 
   const readiness: ReadinessCheck[] = [
     { name: 'database', check: async () => void (await db.query('SELECT 1')) },

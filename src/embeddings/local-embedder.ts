@@ -117,6 +117,10 @@ export class LocalEmbedder implements Embedder {
     });
   }
 
+  unavailable(): Error | undefined {
+    return this.host.failure;
+  }
+
   /** Waits for running batches, then disposes the session. */
   close(): Promise<void> {
     return this.host.close();
