@@ -63,4 +63,11 @@ describe('cairn CLI errors', () => {
     assert.match(verbose.stderr, /^cairn: cannot connect/);
     assert.match(verbose.stderr, STACK_FRAME);
   });
+
+  it('eval without a dataset names the path and what it must hold', async () => {
+    const missing = path.join(dataDir, 'no-scifact-here');
+    const result = await cairn(['eval', 'beir', missing, '--api-key', 'sk-cairn-x'], {});
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, `cairn eval: no BEIR dataset at ${missing}: give a directory with corpus.jsonl, queries.jsonl and qrels/test.tsv (e.g. SciFact from the BEIR benchmark)\n`);
+  });
 });
