@@ -106,8 +106,8 @@ program
   .action(async (paths: string[], options: { kb: string; create: boolean; delete: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
     const apiKey = options.apiKey ?? process.env.CAIRN_API_KEY ?? process.env.OPENAI_API_KEY;
     if (!apiKey) throw new CliError('no API key: pass --api-key or set CAIRN_API_KEY (make one with `cairn keys create`)', 2);
-    const { failed } = await runIngest(paths, { ...options, apiKey });
-    if (failed > 0) throw new CliError(`${failed} file(s) failed; see GET /v1/knowledge_bases/{id}/files?filter=failed`);
+    const { failed, kbId } = await runIngest(paths, { ...options, apiKey });
+    if (failed > 0) throw new CliError(`${failed} file(s) failed; see GET /v1/knowledge_bases/${kbId}/files?filter=failed for why`);
   });
 
 program

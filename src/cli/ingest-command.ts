@@ -23,6 +23,7 @@ export interface IngestOptions {
 }
 
 export interface IngestSummary {
+  kbId: string;
   uploaded: number;
   replaced: number;
   skipped: number;
@@ -122,6 +123,7 @@ export async function runIngest(
   }
 
   const summary: IngestSummary = {
+    kbId: kb.id,
     uploaded: uploaded.length,
     replaced,
     skipped: plan.skip.length,
