@@ -15,6 +15,9 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # ---------------------------------------------------------------------------------------------
 # build: compile TypeScript to dist/ (dev dependencies are needed for tsc and @types/*).
 FROM ${NODE_IMAGE} AS build
+# The switch onnxruntime-node's install script reads: never download its CUDA files (the image
+# runs on CPU). package.json's allowScripts denies that script on npm >= 11; node:20 ships npm 10.
+ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: `npm ci` would otherwise run this package's own `prepare` (tsc) before the
@@ -28,7 +31,8 @@ RUN npm run build
 # ---------------------------------------------------------------------------------------------
 # runtime: production dependencies, compiled code, migrations and the tokenizer. No compiler.
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+ENV NODE_ENV=production \
+    ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Production dependencies only (--omit=dev).
@@ -36,7 +40,7 @@ COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts, because `npm ci` runs the root package's `prepare` (tsc), which is a dev
 # dependency and absent here. It also skips the dependencies' install scripts; none is needed:
 #   - onnxruntime-node: postinstall only downloads the optional CUDA/TensorRT providers (and
-#     .npmrc already says onnxruntime-node-install=skip); the CPU binaries ship in the package.
+#     ONNXRUNTIME_NODE_INSTALL_CUDA=skip below says so too); the CPU binaries ship in the package.
 #   - sharp (image decoding in @huggingface/transformers): its install script only checks that
 #     the prebuilt @img/sharp-linux-* package is present, else tries to compile from source.
 #   - msgpackr-extract (BullMQ's msgpack, optional): prebuilt @msgpackr-extract/* package;

@@ -40,7 +40,7 @@
  *   --strict                  BENCH_STRICT=1               exit 1 when a target is missed
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -79,6 +79,10 @@ const PROFILE = truthy(option('profile', 'BENCH_PROFILE'));
 const STRICT = truthy(option('strict', 'BENCH_STRICT'));
 const JSON_FILE = option('json', 'BENCH_JSON');
 const CORPUS = path.resolve(option('corpus', 'BENCH_CORPUS') ?? DEFAULT_CORPUS);
+if (!existsSync(CORPUS)) {
+  console.error(`bench:ingest: no corpus at ${CORPUS}: pass --corpus=FILE or set BENCH_CORPUS to a BEIR corpus.jsonl (the default, ../shared/datasets/scifact/corpus.jsonl, is the team's shared copy)`);
+  process.exit(2);
+}
 const PROFILE_DIR = path.resolve(option('profile-dir', 'BENCH_PROFILE_DIR') ?? path.join(os.tmpdir(), 'cairn-bench-profiles'));
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** file_ids per POST …/file_batches (the API's maximum). */

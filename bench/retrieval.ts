@@ -61,7 +61,7 @@
  *   --strict                BENCH_STRICT=1         exit 1 when the goal is missed
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -111,6 +111,10 @@ if (!['auto', 'on', 'off'].includes(PROFILE)) throw new Error(`--profile must be
 const WAIT_FOR = option('wait-for', 'BENCH_WAIT_FOR') ?? 'bench/ingest.ts';
 const WAIT_MAX_MS = integer(option('wait-max-s', 'BENCH_WAIT_MAX_S'), 900) * 1000;
 const DATASET = path.resolve(root, option('dataset', 'BENCH_DATASET') ?? '../shared/datasets/scifact');
+if (!existsSync(path.join(DATASET, 'corpus.jsonl'))) {
+  console.error(`bench:retrieval: no BEIR SciFact dataset at ${DATASET}: pass --dataset=DIR or set BENCH_DATASET (the default, ../shared/datasets/scifact, is the team's shared copy)`);
+  process.exit(2);
+}
 const SEED = integer(option('seed', 'BENCH_SEED'), 1);
 const CHUNKS = integer(option('chunks', 'BENCH_CHUNKS'), QUICK ? 10_000 : 100_000);
 const QUERIES = integer(option('queries', 'BENCH_QUERIES'), QUICK ? 200 : 1_000);

@@ -9,6 +9,7 @@ import { knowledgeBasesRouter } from './api/knowledge-bases.ts';
 import { modelsRouter } from './api/models.ts';
 import { openApiRouter } from './api/openapi.ts';
 import { operationsRouter } from './api/operations.ts';
+import { rootRouter } from './api/root.ts';
 import { usageRouter } from './api/usage.ts';
 import { accessLog } from './http/access-log.ts';
 import { authenticate } from './http/auth.ts';
@@ -29,6 +30,7 @@ export function createApp(services: Services): express.Express {
   app.use(accessLog(services.logger, services.metrics, services.usage));
   app.use(operationsRouter(services.readiness, services.metrics.registry, services.logger));
   app.use(openApiRouter());
+  app.use(rootRouter());
 
   const v1 = Router();
   v1.use(authenticate(services.keys));
@@ -39,7 +41,7 @@ export function createApp(services: Services): express.Express {
   v1.use(embeddingsRouter(services.embeddings));
   const startedAt = Math.floor(Date.now() / 1000);
   const builtIn = [EXTRACTIVE_MODEL, ...services.embeddings.ids()].map((id) => ({ id, object: 'model' as const, created: startedAt, owned_by: 'cairn' }));
-  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...builtIn]));
+  v1.use(modelsRouter(() => [...services.modelRegistry.list(), ...builtIn], (id) => services.embeddings.unavailable(id)));
   v1.use(usageRouter(services.usage));
   v1.use(filesRouter(services.files, services.blobs, services.config.maxUploadBytes));
   v1.use('/knowledge_bases', knowledgeBasesRouter(services.knowledgeBases, services.retriever, KNOWLEDGE_BASE_FLAVOR));

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
+import { CliError, reportCliError } from './cli/cli-error.ts';
 import { runEvalCommand } from './cli/eval-command.ts';
 import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
@@ -49,7 +50,11 @@ async function serve(): Promise<void> {
     // Printed once to the terminal, never to the log: only its hash is stored.
     process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
   }
-  const running = await startServer(services);
+  // A port in use (or any failure to listen) must not leave the managed Qdrant or pools behind.
+  const running = await startServer(services).catch(async (error: unknown) => {
+    await services.close().catch(() => undefined);
+    throw error;
+  });
   const resumed = await services.resumeIngestion();
   if (resumed > 0) logger.info({ files: resumed }, 'resumed ingestion of files left in progress');
   logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
@@ -71,7 +76,9 @@ function stopOnSignals(logger: ReturnType<typeof createLogger>, stop: () => Prom
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-const program = new Command('cairn').description('OpenAI-compatible inference API with built-in knowledge bases');
+const program = new Command('cairn')
+  .description('OpenAI-compatible inference API with built-in knowledge bases')
+  .option('--verbose', 'print the stack trace of an error, not just its one-line summary', false);
 
 program.command('serve').description('run the API server').action(serve);
 
@@ -87,25 +94,20 @@ program
 
 program
   .command('ingest')
-  .description('upload files or folders into a knowledge base of a running Cairn, with progress')
+  .description('sync files or folders into a knowledge base of a running Cairn: unchanged files are skipped, changed ones replaced')
   .argument('<paths...>', 'files or folders (walked recursively, dotfiles skipped)')
   .requiredOption('--kb <id-or-name>', 'knowledge base id or name')
   .option('--create', 'create the knowledge base if it does not exist', false)
+  .option('--delete', 'detach files ingested from these folders that are no longer in them', false)
   .option('--embedding-model <id>', 'embedding model of a knowledge base created with --create')
-  .option('--base-url <url>', 'Cairn API base URL', process.env.CAIRN_BASE_URL ?? 'http://127.0.0.1:8080/v1')
+  .option('--base-url <url>', 'Cairn API base URL (default: CAIRN_BASE_URL or http://127.0.0.1:8080/v1)', process.env.CAIRN_BASE_URL ?? 'http://127.0.0.1:8080/v1')
   .option('--api-key <key>', 'API key (default: CAIRN_API_KEY or OPENAI_API_KEY)')
   .option('--concurrency <n>', 'uploads at once', (value) => Number.parseInt(value, 10), 4)
-  .action(async (paths: string[], options: { kb: string; create: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
+  .action(async (paths: string[], options: { kb: string; create: boolean; delete: boolean; embeddingModel?: string; baseUrl: string; apiKey?: string; concurrency: number }) => {
     const apiKey = options.apiKey ?? process.env.CAIRN_API_KEY ?? process.env.OPENAI_API_KEY;
-    if (!apiKey) {
-      process.stderr.write('cairn: pass --api-key or set CAIRN_API_KEY\n');
-      process.exit(2);
-    }
-    const { failed } = await runIngest(paths, { ...options, apiKey });
-    if (failed > 0) {
-      process.stderr.write(`${failed} file(s) failed; see GET /v1/knowledge_bases/{id}/files?filter=failed\n`);
-      process.exitCode = 1;
-    }
+    if (!apiKey) throw new CliError('no API key: pass --api-key or set CAIRN_API_KEY (make one with `cairn keys create`)', 2);
+    const { failed, kbId } = await runIngest(paths, { ...options, apiKey });
+    if (failed > 0) throw new CliError(`${failed} file(s) failed; see GET /v1/knowledge_bases/${kbId}/files?filter=failed for why`);
   });
 
 program
@@ -241,4 +243,10 @@ program
     runEvalCommand(dir, options),
   );
 
-await program.parseAsync(process.argv);
+// Every command fails the same way: one line with the fix, exit code ≠ 0, the stack only with --verbose.
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const verbose = program.opts<{ verbose?: boolean }>().verbose === true || process.argv.includes('--verbose');
+  process.exit(reportCliError(error, verbose));
+}

@@ -12,7 +12,7 @@ import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { FileService } from './knowledge/file-service.ts';
 import { IngestReconciler } from './knowledge/ingest-reconciler.ts';
-import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
+import { jobOf, KnowledgeBaseService, LEXICAL_ONLY, type DefaultEmbeddingModel } from './knowledge/knowledge-base-service.ts';
 import { MemoryRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
 import { RedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -73,7 +73,7 @@ async function startVectorStore(config: Config, logger: Logger): Promise<{ url: 
     storageDir: path.join(config.dataDir, 'qdrant'),
     logger: logger.child({ component: 'qdrant' }),
   });
-  logger.info({ url: managed.url }, 'managed Qdrant started');
+  // ManagedQdrant.start logs 'managed Qdrant started' itself (with its storage directory).
   return { url: managed.url, stop: () => managed.stop() };
 }
 
@@ -82,21 +82,22 @@ async function startVectorStore(config: Config, logger: Logger): Promise<{ url: 
  * cached and no download allowed, say), one warning is logged and new knowledge bases that do
  * not name a model become lexical-only, visibly (`embedding_model: "none"`).
  */
-function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger): () => Promise<string> {
-  let checked: Promise<string> | undefined;
+function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger): () => Promise<DefaultEmbeddingModel> {
+  let checked: Promise<DefaultEmbeddingModel> | undefined;
   return () => {
     checked ??= (async () => {
       const embedder = embeddings.default();
-      if (!embedder) return LEXICAL_ONLY;
+      if (!embedder) return { id: LEXICAL_ONLY };
       try {
         await embedder.dimensions();
-        return embedder.id;
+        return { id: embedder.id };
       } catch (error) {
+        const reason = (error as Error).message;
         logger.warn(
-          { model: embedder.id, reason: (error as Error).message },
+          { model: embedder.id, reason },
           'default embedding model unavailable: new knowledge bases without an explicit embedding_model will be lexical-only (BM25)',
         );
-        return LEXICAL_ONLY;
+        return { id: LEXICAL_ONLY, unavailable: { model: embedder.id, reason } };
       }
     })();
     return checked;
@@ -176,7 +177,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   if (role === 'worker' || !config.redisUrl) reconciler.start();
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
-  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
+  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel, logger);
 
   const readiness: ReadinessCheck[] = [
     { name: 'database', check: async () => void (await db.query('SELECT 1')) },

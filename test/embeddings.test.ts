@@ -5,12 +5,14 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { env } from '@huggingface/transformers';
 import { ConfigError } from '../src/config.ts';
 import { EmbeddingModels } from '../src/embeddings/embedding-models.ts';
 import { EmbeddingModelUnavailableError, EmbeddingUpstreamError } from '../src/embeddings/errors.ts';
 import { type EmbedderLogger, LocalEmbedder, type LocalEmbedderOptions } from '../src/embeddings/local-embedder.ts';
 import { RemoteEmbedder } from '../src/embeddings/remote-embedder.ts';
 import { createTinyEmbeddingModel, type TinyModel } from './helpers/tiny-model.ts';
+import { freePort } from './helpers/wait.ts';
 
 function norm(vector: Float32Array): number {
   return Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0));
@@ -168,11 +170,59 @@ describe('LocalEmbedder on a tiny offline model', () => {
       assert.match(error.message, /"my-embedder" \(source "cairn-test\/not-there-yet"\)/);
       assert.match(error.message, /CAIRN_MODELS_DIR/);
       assert.match(error.message, /CAIRN_ALLOW_MODEL_DOWNLOAD=true/);
+      assert.match(error.message, /downloads are disabled/);
+      assert.match(error.message, /CAIRN_EMBEDDING_MODEL=none/);
       return true;
     });
     await createTinyEmbeddingModel(dir, { name: 'cairn-test/not-there-yet' });
     assert.equal(await missing.dimensions(), 32);
     await missing.close();
+  });
+
+  test('a download that cannot reach the hub names the network, not the download switch, and the fixes that apply', async () => {
+    // The hub's address is the library's module-level setting; point it at a port nothing listens on.
+    const hub = env.remoteHost;
+    env.remoteHost = `http://127.0.0.1:${await freePort()}/`;
+    const offline = localEmbedder({ id: 'hub-model', source: 'cairn-test/hub-only', allowDownload: true, cacheDir: path.join(dir, 'cache-offline') });
+    try {
+      await assert.rejects(offline.dimensions(), (error: Error) => {
+        assert.ok(error instanceof EmbeddingModelUnavailableError);
+        assert.equal(error.loadFailureCause, 'network');
+        assert.match(error.message, /Hugging Face hub cannot be reached/);
+        assert.match(error.message, /ECONNREFUSED/);
+        assert.doesNotMatch(error.message, /CAIRN_ALLOW_MODEL_DOWNLOAD/, 'downloads are already allowed');
+        for (const fix of [/CAIRN_MODELS_DIR/, /remote embedder/, /CAIRN_EMBEDDING_MODEL=none/]) assert.match(error.message, fix);
+        return true;
+      });
+    } finally {
+      env.remoteHost = hub;
+      await offline.close();
+    }
+  });
+
+  test('a model the hub does not have is named as not found', async () => {
+    const hubServer = createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end('Entry not found');
+    });
+    await new Promise<void>((resolve) => hubServer.listen(0, '127.0.0.1', resolve));
+    const hub = env.remoteHost;
+    env.remoteHost = `http://127.0.0.1:${(hubServer.address() as AddressInfo).port}/`;
+    const unknown = localEmbedder({ id: 'typo-model', source: 'cairn-test/no-such-model', allowDownload: true, cacheDir: path.join(dir, 'cache-404') });
+    try {
+      await assert.rejects(unknown.dimensions(), (error: Error) => {
+        assert.ok(error instanceof EmbeddingModelUnavailableError);
+        assert.equal(error.loadFailureCause, 'not_found');
+        assert.match(error.message, /hub has no such model/);
+        assert.match(error.message, /Check the model id/);
+        assert.doesNotMatch(error.message, /CAIRN_ALLOW_MODEL_DOWNLOAD/);
+        return true;
+      });
+    } finally {
+      env.remoteHost = hub;
+      await unknown.close();
+      await new Promise((resolve) => hubServer.close(resolve));
+    }
   });
 
   test('embed after close rejects', async () => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { startCairn, stubModel, type TestCairn } from './helpers/harness.ts';
 import { StubUpstream } from './helpers/stub-upstream.ts';
+import { until } from './helpers/wait.ts';
 
 describe('HTTP core', () => {
   let upstream: StubUpstream;
@@ -188,6 +189,30 @@ describe('HTTP core', () => {
     assert.match(metrics, /cairn_http_requests_total\{route="\/v1\/chat\/completions",model="llama-3.1-8b",status="200"\} \d+/);
     assert.match(metrics, /cairn_upstream_response_seconds_bucket\{[^}]*model="llama-3.1-8b"/);
     assert.match(metrics, /cairn_tokens_total\{model="llama-3.1-8b",kind="prompt"\} \d+/);
+  });
+
+  it('answers GET / with a signpost to /v1, /openapi.json and the docs instead of a 404', async () => {
+    const response = await fetch(`${cairn.url}/`);
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { api: string; openapi: string; message: string };
+    assert.equal(body.api, '/v1');
+    assert.equal(body.openapi, '/openapi.json');
+    assert.match(body.message, /OpenAI-compatible/);
+    assert.equal((await fetch(`${cairn.url}${body.openapi}`)).status, 200, 'the signpost points somewhere real');
+  });
+
+  it('logs the full original path of each request, without its query string', async () => {
+    const kb = await cairn.client().vectorStores.create({ name: 'logged', ...({ embedding_model: 'none' } as object) });
+    await cairn.client().chat.completions.create({ model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'log me' }] });
+    await fetch(`${cairn.baseURL}/vector_stores/${kb.id}/files?limit=5&secret=hunter2`, { headers: { authorization: `Bearer ${cairn.key}` } });
+    const paths = () =>
+      cairn.logs.lines
+        .map((line) => JSON.parse(line) as { msg: string; method?: string; path?: string })
+        .filter((entry) => entry.msg === 'request')
+        .map((entry) => `${entry.method} ${entry.path}`);
+    const expected = ['POST /v1/vector_stores', 'POST /v1/chat/completions', `GET /v1/vector_stores/${kb.id}/files`];
+    await until(`request lines for ${expected.join(', ')} (logged: ${paths().join(', ')})`, () => expected.every((entry) => paths().includes(entry)), 10_000);
+    assert.ok(!cairn.logs.text().includes('hunter2'), 'no query string in the log');
   });
 
   it('answers an unreachable model with 502 and never logs keys', async () => {

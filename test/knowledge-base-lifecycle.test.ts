@@ -28,15 +28,34 @@ describe('knowledge-base lifecycle', () => {
 
   it('falls back to lexical-only, visibly, when the default embedding model cannot be loaded', async () => {
     const kb = await client.vectorStores.create({ name: 'fallback' });
-    assert.equal((kb as unknown as { embedding_model: string }).embedding_model, 'none');
+    const created = kb as unknown as { embedding_model: string; warning?: string };
+    assert.equal(created.embedding_model, 'none');
+    assert.match(created.warning ?? '', /default embedding model 'Xenova\/bge-small-en-v1\.5' is unavailable, so this knowledge base is lexical-only/);
+    assert.match(created.warning ?? '', /downloads are disabled/, 'the warning carries the cause');
     const warnings = cairn.logs.lines.filter((line) => line.includes('default embedding model unavailable'));
     assert.equal(warnings.length, 1, 'one clear warning');
+    const creations = cairn.logs.lines.filter((line) => line.includes('knowledge base created lexical-only'));
+    assert.equal(creations.length, 1);
+    assert.match(creations[0]!, new RegExp(`"kbId":"${kb.id}"`));
+    const explicitNone = await client.vectorStores.create({ name: 'asked-for-none', ...({ embedding_model: 'none' } as object) });
+    assert.equal((explicitNone as unknown as { warning?: string }).warning, undefined, 'no warning when lexical-only was asked for');
     const file = await client.vectorStores.files.uploadAndPoll(kb.id, await toFile(Buffer.from('Lexical search still works.'), 'a.txt'));
     assert.equal(file.status, 'completed');
     await assert.rejects(
       client.vectorStores.create({ name: 'explicit', ...({ embedding_model: 'Xenova/bge-small-en-v1.5' } as object) }),
       (error: unknown) =>
         error instanceof OpenAI.BadRequestError && /CAIRN_MODELS_DIR/.test(error.message) && /CAIRN_ALLOW_MODEL_DOWNLOAD/.test(error.message),
+    );
+  });
+
+  it('leaves the default embedding model that cannot load out of /v1/models, and says why when it is retrieved', async () => {
+    await client.vectorStores.create({ name: 'triggers-the-check' }); // the startup check has settled once this returns
+    const ids = (await client.models.list()).data.map((model) => model.id);
+    assert.ok(ids.includes('extractive'), ids.join(', '));
+    assert.ok(!ids.includes('Xenova/bge-small-en-v1.5'), `listed although it cannot serve: ${ids.join(', ')}`);
+    await assert.rejects(
+      client.models.retrieve('Xenova/bge-small-en-v1.5'),
+      (error: unknown) => error instanceof OpenAI.APIError && error.status === 503 && /downloads are disabled/.test(error.message),
     );
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,6 @@ import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transforme
 import { defaultTokenizerDirectory, splitByTokens, WordPieceTokenCounter } from '../src/ingest/token-counter.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sharedTokenizer = path.resolve(repoRoot, '../shared/models/tokenizers/all-MiniLM-L6-v2');
 
 let counter: WordPieceTokenCounter;
 let reference: PreTrainedTokenizer;
@@ -84,8 +83,15 @@ describe('WordPieceTokenCounter', () => {
   });
 
   test('loads another tokenizer directory and rejects a missing one', async () => {
-    const shared = await WordPieceTokenCounter.load(sharedTokenizer);
-    assert.equal(shared.count('Tokenizers split words into pieces.'), referenceCount('Tokenizers split words into pieces.'));
+    // A copy in a directory of its own, so the explicit path is what gets read.
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'cairn-tokenizer-'));
+    try {
+      await cp(defaultTokenizerDirectory(), directory, { recursive: true });
+      const copy = await WordPieceTokenCounter.load(directory);
+      assert.equal(copy.count('Tokenizers split words into pieces.'), referenceCount('Tokenizers split words into pieces.'));
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
     await assert.rejects(WordPieceTokenCounter.load(path.join(os.tmpdir(), 'cairn-no-such-tokenizer')));
   });
 

@@ -70,6 +70,17 @@ const statusFilter = z.enum(['in_progress', 'completed', 'failed', 'cancelled'])
 export const listQuery = pageQuery(20, 100);
 export const fileListQuery = listQuery.extend({ filter: statusFilter.optional() });
 
+/**
+ * Said in the create response (a field the SDKs pass through) when the knowledge base became
+ * lexical-only because the default embedding model cannot load: its `embedding_model` is "none".
+ */
+function fallbackWarning(fallback: { model: string; reason: string }): string {
+  return (
+    `The default embedding model '${fallback.model}' is unavailable, so this knowledge base is lexical-only (BM25, embedding_model "none"); ` +
+    `once the model loads, create a new one for hybrid search. ${fallback.reason}`
+  );
+}
+
 /** Clients poll in-progress objects; tell them how often (the openai SDK reads this header). */
 function pollHint(res: Response, inProgress: boolean): void {
   if (inProgress) res.setHeader('openai-poll-after-ms', '200');
@@ -84,8 +95,8 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     .route('/')
     .post(async (req, res) => {
       const body = parseRequest(createRequest, req.body);
-      const kb = await service.create(project(res), { ...body, description: body.description ?? null });
-      res.json(knowledgeBaseObject(kb, flavor));
+      const { kb, embeddingFallback } = await service.create(project(res), { ...body, description: body.description ?? null });
+      res.json({ ...knowledgeBaseObject(kb, flavor), ...(embeddingFallback ? { warning: fallbackWarning(embeddingFallback) } : {}) });
     })
     .get(async (req, res) => {
       const query = parseRequest(listQuery, { ...req.query });

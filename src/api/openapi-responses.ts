@@ -127,6 +127,10 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
       embedding_model: z.string().meta({ description: 'Cairn extension: `none` for lexical-only.' }),
       chunking_strategy: chunkingStrategy.meta({ description: 'Cairn extension: the default for files attached without one.' }),
       chunk_count: z.number().int().meta({ description: 'Cairn extension: chunks indexed across completed files.' }),
+      warning: z
+        .string()
+        .optional()
+        .meta({ description: 'Cairn extension, create response only: why the knowledge base is lexical-only although no `embedding_model: "none"` was asked for (the default embedding model cannot load).' }),
     })
     .meta({ id: prefix });
   const kbFile = z

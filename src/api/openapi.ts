@@ -202,6 +202,8 @@ function registerKnowledgeBaseRoutes(registry: OpenAPIRegistry, mount: 'knowledg
 function registerOperationsRoutes(registry: OpenAPIRegistry): void {
   const tags = ['Operations'];
   const open = { tags, security: [] };
+  const signpost = z.object({ object: z.literal('cairn'), message: z.string(), api: z.string(), openapi: z.string(), health: z.string(), docs: z.string() });
+  registry.registerPath({ ...open, method: 'get', path: '/', summary: 'Where the API, this document and the docs are', responses: { 200: json(signpost, 'A signpost.') } });
   registry.registerPath({ ...open, method: 'get', path: '/healthz', summary: 'Liveness', responses: { 200: json(z.object({ status: z.literal('ok') }), 'The process is up.') } });
   const readiness = z.looseObject({ status: z.enum(['ready', 'unavailable']), checks: z.record(z.string(), z.enum(['ok', 'failing'])) });
   registry.registerPath({

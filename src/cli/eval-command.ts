@@ -3,6 +3,8 @@
  * [--limit-queries n] [--keep]`: retrieval quality of a running Cairn on a BEIR dataset (see
  * src/eval/beir.ts). Options arrive parsed (commander); this checks them, runs, and prints.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { BEIR_MODES, runBeirEval, type BeirMode } from '../eval/beir.ts';
 
 export interface EvalCommandOptions {
@@ -39,6 +41,9 @@ export async function runEvalCommand(dir: string, options: EvalCommandOptions, o
   let modes: BeirMode[];
   try {
     if (!apiKey) throw new Error('pass --api-key or set CAIRN_API_KEY');
+    if (!existsSync(path.join(dir, 'corpus.jsonl'))) {
+      throw new Error(`no BEIR dataset at ${path.resolve(dir)}: give a directory with corpus.jsonl, queries.jsonl and qrels/test.tsv (e.g. SciFact from the BEIR benchmark)`);
+    }
     modes = parseModes(options.modes ?? BEIR_MODES);
   } catch (error) {
     process.stderr.write(`cairn eval: ${(error as Error).message}\n`);

@@ -1,13 +1,15 @@
 /**
- * `cairn ingest <paths…> --kb <id|name> [--create]`: uploads files to a running Cairn through its
- * HTTP API (the same one SDK users call), attaches them in batches and shows progress until done.
+ * `cairn ingest <paths…> --kb <id|name> [--create] [--delete]`: syncs files and folders into a
+ * knowledge base of a running Cairn through its HTTP API. Unchanged files (same path and content
+ * hash, see ingest-sync.ts) are skipped, changed ones replaced, and with --delete files gone from
+ * the folders are detached; a second run over the same folder uploads nothing.
  */
-import { openAsBlob } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SingleBar } from 'cli-progress';
 import pLimit from 'p-limit';
+import { CairnApiClient, type KbFileObject, type KbObject } from './cairn-api-client.ts';
+import { CliError } from './cli-error.ts';
+import { createIngestProgress } from './ingest-progress.ts';
+import { collectLocalFiles, MAX_KEY_LENGTH, planSync, type LocalFile } from './ingest-sync.ts';
 
 export interface IngestOptions {
   kb: string;
@@ -16,108 +18,123 @@ export interface IngestOptions {
   apiKey: string;
   concurrency: number;
   embeddingModel?: string;
+  /** Detach files that were ingested from these folders and are gone from them. */
+  delete?: boolean;
 }
 
-interface KbObject {
-  id: string;
-  name: string;
-  file_counts: { in_progress: number; completed: number; failed: number; cancelled: number; total: number };
-  chunk_count: number;
+export interface IngestSummary {
+  kbId: string;
+  uploaded: number;
+  replaced: number;
+  skipped: number;
+  failed: number;
+  detached: number;
+  chunks: number;
+  seconds: number;
 }
 
 const BATCH_SIZE = 500;
 
-async function* walk(target: string): AsyncGenerator<string> {
-  const info = await stat(target);
-  if (info.isFile()) {
-    yield target;
-    return;
-  }
-  for (const entry of await readdir(target, { withFileTypes: true })) {
-    if (entry.name.startsWith('.')) continue;
-    yield* walk(path.join(target, entry.name));
-  }
+async function knowledgeBase(client: CairnApiClient, options: IngestOptions): Promise<KbObject> {
+  const existing = await client.findKnowledgeBase(options.kb);
+  if (existing) return existing;
+  if (!options.create) throw new CliError(`no knowledge base '${options.kb}' at ${client.baseUrl}: pass --create to create it`);
+  return client.request<KbObject>('POST', '/knowledge_bases', {
+    name: options.kb,
+    ...(options.embeddingModel ? { embedding_model: options.embeddingModel } : {}),
+  });
 }
 
-class CairnClient {
-  constructor(private readonly baseUrl: string, private readonly apiKey: string) {}
+const attributesOf = (file: LocalFile) => (file.key.length <= MAX_KEY_LENGTH ? { path: file.key, sha256: file.sha256 } : { sha256: file.sha256 });
 
-  async request<T>(method: string, route: string, body?: unknown): Promise<T> {
-    const response = await fetch(`${this.baseUrl}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${this.apiKey}`, ...(body instanceof FormData ? {} : { 'content-type': 'application/json' }) },
-      body: body instanceof FormData ? body : body === undefined ? undefined : JSON.stringify(body),
-    });
-    const payload = (await response.json()) as T & { error?: { message: string } };
-    if (!response.ok) throw new Error(`${method} ${route} → ${response.status}: ${payload.error?.message ?? 'unknown error'}`);
-    return payload;
-  }
-
-  async findKnowledgeBase(idOrName: string): Promise<KbObject | undefined> {
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.request<{ data: KbObject[]; has_more: boolean; last_id: string | null }>(
-        'GET', `/knowledge_bases?limit=100${after ? `&after=${after}` : ''}`,
-      );
-      const found = page.data.find((kb) => kb.id === idOrName || kb.name === idOrName);
-      if (found || !page.has_more || !page.last_id) return found;
-      after = page.last_id;
-    }
-  }
-
-  async upload(file: string): Promise<string> {
-    const form = new FormData();
-    form.set('purpose', 'knowledge_base');
-    form.set('file', await openAsBlob(file), path.basename(file));
-    return (await this.request<{ id: string }>('POST', '/files', form)).id;
-  }
-}
-
-export async function runIngest(paths: string[], options: IngestOptions, out: NodeJS.WriteStream = process.stderr): Promise<{ failed: number }> {
-  const client = new CairnClient(options.baseUrl.replace(/\/+$/, ''), options.apiKey);
-  let kb = await client.findKnowledgeBase(options.kb);
-  if (!kb) {
-    if (!options.create) throw new Error(`No knowledge base '${options.kb}'. Pass --create to create it.`);
-    kb = await client.request<KbObject>('POST', '/knowledge_bases', {
-      name: options.kb,
-      ...(options.embeddingModel ? { embedding_model: options.embeddingModel } : {}),
-    });
-  }
-  const files: string[] = [];
-  for (const target of paths) for await (const file of walk(target)) files.push(file);
-  const baseline = kb.file_counts;
-  const bar = new SingleBar(
-    { format: 'ingest [{bar}] {value}/{total} files | uploaded {uploaded} | {rate} chunks/s | failed {failed}', stream: out, hideCursor: true },
-  );
-  bar.start(files.length, 0, { uploaded: 0, rate: '0', failed: 0 });
+export async function runIngest(
+  paths: string[],
+  options: IngestOptions,
+  out: NodeJS.WriteStream = process.stderr,
+  summaryOut: NodeJS.WritableStream = process.stdout,
+): Promise<IngestSummary> {
   const started = performance.now();
+  const client = new CairnApiClient(options.baseUrl.replace(/\/+$/, ''), options.apiKey);
+  const kb = await knowledgeBase(client, options);
+  const local = await collectLocalFiles(paths).catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(error.code === 'ENOENT' ? `no such file or folder: ${error.path}` : `cannot read ${error.path ?? paths.join(', ')}: ${error.message}`, 2);
+  });
+  const remote = await client.listAll<KbFileObject>(`/knowledge_bases/${kb.id}/files`);
+  const plan = planSync(local.files, remote, { deleteMissing: options.delete === true, prefixes: local.prefixes });
+
+  const progress = createIngestProgress(out);
+  progress.start(plan.upload.length);
+  for (const file of plan.skip) progress.file('skipped', file.key, 'unchanged');
   const limit = pLimit(options.concurrency);
-  let uploaded = 0;
-  const fileIds = await Promise.all(
-    files.map((file) =>
-      limit(async () => {
-        const id = await client.upload(file);
-        bar.update({ uploaded: (uploaded += 1) });
-        return id;
-      }),
-    ),
-  );
-  for (let start = 0; start < fileIds.length; start += BATCH_SIZE) {
-    await client.request('POST', `/knowledge_bases/${kb.id}/file_batches`, { file_ids: fileIds.slice(start, start + BATCH_SIZE) });
+  let uploadFailures = 0;
+  let replaced = 0;
+  const uploaded = (
+    await Promise.all(
+      plan.upload.map((file) =>
+        limit(async () => {
+          try {
+            const id = await client.upload(file.absolute, file.key.split('/').at(-1)!);
+            const changed = plan.changed.has(file.key);
+            if (changed) replaced += 1;
+            progress.file(changed ? 'replaced' : 'uploaded', file.key);
+            return { file_id: id, key: file.key, attributes: attributesOf(file) };
+          } catch (error) {
+            if (error instanceof CliError) throw error; // the server is gone or refuses the key: stop
+            uploadFailures += 1;
+            progress.file('failed', file.key, (error as Error).message);
+            return undefined;
+          }
+        }),
+      ),
+    )
+  ).filter((entry) => entry !== undefined);
+  for (let start = 0; start < uploaded.length; start += BATCH_SIZE) {
+    const files = uploaded.slice(start, start + BATCH_SIZE).map(({ file_id, attributes }) => ({ file_id, attributes }));
+    await client.request('POST', `/knowledge_bases/${kb.id}/file_batches`, { files });
   }
+
+  const baseline = kb.file_counts;
   let current = kb;
-  for (;;) {
+  while (uploaded.length > 0) {
     current = await client.request<KbObject>('GET', `/knowledge_bases/${kb.id}`);
-    const done = current.file_counts.completed + current.file_counts.failed + current.file_counts.cancelled
-      - (baseline.completed + baseline.failed + baseline.cancelled);
-    const seconds = (performance.now() - started) / 1000;
-    bar.update(Math.min(done, files.length), {
-      rate: ((current.chunk_count - kb.chunk_count) / seconds).toFixed(0),
-      failed: current.file_counts.failed - baseline.failed,
-    });
+    const done = current.file_counts.completed + current.file_counts.failed + current.file_counts.cancelled - (baseline.completed + baseline.failed + baseline.cancelled);
+    progress.ingesting(Math.min(done, uploaded.length), uploaded.length, current.chunk_count - kb.chunk_count, current.file_counts.failed - baseline.failed);
     if (current.file_counts.in_progress === 0) break;
     await sleep(250);
   }
-  bar.stop();
-  return { failed: current.file_counts.failed - baseline.failed };
+  progress.stop();
+
+  // Old versions go only once their new version is in, so searches never miss a file in between
+  // and a change that fails to ingest keeps the old version searchable.
+  const failedKeys = new Set<string>(plan.upload.map((file) => file.key));
+  if (uploaded.length > 0) {
+    const newIds = new Map(uploaded.map((entry) => [entry.file_id, entry.key]));
+    for (const file of await client.listAll<KbFileObject>(`/knowledge_bases/${kb.id}/files`)) {
+      const key = newIds.get(file.id);
+      if (key !== undefined && file.status === 'completed') failedKeys.delete(key);
+    }
+  }
+  for (const file of plan.superseded) {
+    if (!failedKeys.has(String(file.attributes?.path))) await client.remove(kb.id, file.id);
+  }
+  for (const file of plan.gone) {
+    await client.remove(kb.id, file.id);
+    progress.file('detached', String(file.attributes?.path ?? file.id));
+  }
+
+  const summary: IngestSummary = {
+    kbId: kb.id,
+    uploaded: uploaded.length,
+    replaced,
+    skipped: plan.skip.length,
+    failed: uploadFailures + (current.file_counts.failed - baseline.failed),
+    detached: plan.gone.length,
+    chunks: current.chunk_count - kb.chunk_count,
+    seconds: (performance.now() - started) / 1000,
+  };
+  summaryOut.write(
+    `ingest ${kb.name} (${kb.id}): ${summary.uploaded} uploaded (${summary.replaced} replaced), ${summary.skipped} skipped (unchanged), ` +
+      `${summary.failed} failed, ${summary.detached} detached; ${summary.chunks} chunks in ${summary.seconds.toFixed(1)} s\n`,
+  );
+  return summary;
 }

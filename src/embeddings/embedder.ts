@@ -13,5 +13,7 @@ export interface Embedder {
   /** Longest input, in tokens, the model reads before truncating (used later to size chunks). */
   maxInputTokens(): Promise<number>;
   embed(texts: string[], signal?: AbortSignal): Promise<EmbeddingBatch>;
+  /** Why the model cannot serve right now (its last load failed), if it is known not to. */
+  unavailable?(): Error | undefined;
   close(): Promise<void>;
 }

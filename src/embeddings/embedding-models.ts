@@ -71,6 +71,11 @@ export class EmbeddingModels {
     return [...this.embedders.keys()];
   }
 
+  /** Why the model `id` cannot serve now (its weights failed to load), or undefined if it can or has not been tried. */
+  unavailable(id: string): Error | undefined {
+    return this.embedders.get(id)?.unavailable?.();
+  }
+
   /** The default embedder, or undefined when the default is "none". */
   default(): Embedder | undefined {
     return this.defaultModelId === undefined ? undefined : this.embedders.get(this.defaultModelId);

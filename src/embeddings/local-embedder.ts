@@ -9,6 +9,7 @@ import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from '@huggingface/
 import type { EmbeddingModelConfig } from '../config.ts';
 import type { Embedder, EmbeddingBatch } from './embedder.ts';
 import { EmbeddingModelUnavailableError } from './errors.ts';
+import { classifyLoadFailure } from './model-load-failure.ts';
 import { LocalModelHost, maxInputTokensOf, plausibleSize, type ProgressCallback } from './local-model-host.ts';
 
 export type LocalDtype = Extract<EmbeddingModelConfig, { provider: 'local' }>['dtype'];
@@ -116,6 +117,10 @@ export class LocalEmbedder implements Embedder {
     });
   }
 
+  unavailable(): Error | undefined {
+    return this.host.failure;
+  }
+
   /** Waits for running batches, then disposes the session. */
   close(): Promise<void> {
     return this.host.close();
@@ -136,11 +141,7 @@ export class LocalEmbedder implements Embedder {
       tokenizer = await AutoTokenizer.from_pretrained(source, { progress_callback });
       model = await AutoModel.from_pretrained(source, { dtype, progress_callback });
     } catch (error) {
-      const message = (error as Error).message;
-      const reason = /not found locally/.test(message)
-        ? `its files are not in ${modelsDir ? `CAIRN_MODELS_DIR (${modelsDir})` : 'a models directory (CAIRN_MODELS_DIR is unset)'} and downloads are disabled (${message})`
-        : `loading failed (${message})`;
-      throw new EmbeddingModelUnavailableError(id, source, reason, { cause: error });
+      throw new EmbeddingModelUnavailableError(id, source, classifyLoadFailure(error, { modelsDir }), { cause: error });
     }
 
     const pooling = declared.pooling ?? this.options.pooling ?? 'mean';

@@ -55,6 +55,7 @@ export class LocalModelHost<Loaded extends LoadedSession> {
   /** One ONNX session already uses every core, so calls on one model run one after another. */
   private queue: Promise<unknown> = Promise.resolve();
   private isClosed = false;
+  private lastFailure: Error | undefined;
 
   constructor(
     private readonly options: LocalModelHostOptions,
@@ -65,13 +66,25 @@ export class LocalModelHost<Loaded extends LoadedSession> {
     return this.isClosed;
   }
 
+  /** Why the last load failed, until a load succeeds: the model cannot serve now. */
+  get failure(): Error | undefined {
+    return this.lastFailure;
+  }
+
   /** The loaded model; concurrent callers share one load, and a failed load is retried by the next call. */
   load(): Promise<Loaded> {
-    this.loading ??= withLoadLock(this.options, () => this.loadModel(this.progress)).catch((error: unknown) => {
-      // Forget the failure so a later call retries (the operator may have fixed the directory).
-      this.loading = undefined;
-      throw error;
-    });
+    this.loading ??= withLoadLock(this.options, () => this.loadModel(this.progress)).then(
+      (loaded) => {
+        this.lastFailure = undefined;
+        return loaded;
+      },
+      (error: unknown) => {
+        // Forget the failure so a later call retries (the operator may have fixed the directory).
+        this.loading = undefined;
+        this.lastFailure = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      },
+    );
     return this.loading;
   }
 

@@ -7,6 +7,9 @@ import { context } from './context.ts';
 
 export function accessLog(logger: Logger, metrics: Metrics, usage: UsageStore): RequestHandler {
   return (req, res, next) => {
+    // The full path as the client sent it: routers strip their mount prefix from req.path, and
+    // the query string may carry secrets, so neither is logged.
+    const path = pathOf(req.originalUrl);
     res.once('close', () => {
       const ctx = context(res);
       const latencyMs = performance.now() - ctx.startedAt;
@@ -38,7 +41,7 @@ export function accessLog(logger: Logger, metrics: Metrics, usage: UsageStore): 
         {
           requestId: ctx.requestId,
           method: req.method,
-          path: req.path,
+          path,
           status,
           latencyMs: Math.round(latencyMs * 10) / 10,
           model: model || undefined,
@@ -52,4 +55,9 @@ export function accessLog(logger: Logger, metrics: Metrics, usage: UsageStore): 
     });
     next();
   };
+}
+
+function pathOf(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
 }

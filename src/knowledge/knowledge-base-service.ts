@@ -35,6 +35,23 @@ export function collectionOf(chunkStore: QdrantChunkStore, kb: Pick<KnowledgeBas
     : chunkStore.collectionName(kb.embeddingModel, kb.embeddingDimensions);
 }
 
+/** The embedding model new knowledge bases get when they name none; `unavailable` when it fell back to lexical-only. */
+export interface DefaultEmbeddingModel {
+  id: string;
+  /** The configured default that could not be loaded, and why. */
+  unavailable?: { model: string; reason: string };
+}
+
+/** A created knowledge base, and why it is lexical-only when the default embedding model could not serve. */
+export interface CreatedKnowledgeBase {
+  kb: KnowledgeBase;
+  embeddingFallback?: { model: string; reason: string };
+}
+
+export interface KnowledgeBaseServiceLogger {
+  warn(obj: object, msg: string): void;
+}
+
 export const jobOf = (file: KbFile): IngestJob => ({ kbFileId: file.id, generation: file.generation });
 
 export class KnowledgeBaseService {
@@ -47,12 +64,14 @@ export class KnowledgeBaseService {
     private readonly queue: IngestQueue,
     private readonly chunkStore: QdrantChunkStore,
     private readonly embeddings: EmbeddingModels,
-    /** Resolves to the default embedding model's id when it can be loaded, else to 'none'. */
-    private readonly defaultEmbeddingModel: () => Promise<string>,
+    /** The default embedding model's id when it can be loaded, else 'none' and why. */
+    private readonly defaultEmbeddingModel: () => Promise<DefaultEmbeddingModel>,
+    private readonly logger?: KnowledgeBaseServiceLogger,
   ) {}
 
-  async create(projectId: string, request: NewKnowledgeBaseRequest): Promise<KnowledgeBase> {
-    const embeddingModel = request.embedding_model ?? (await this.defaultEmbeddingModel());
+  async create(projectId: string, request: NewKnowledgeBaseRequest): Promise<CreatedKnowledgeBase> {
+    const fallback = request.embedding_model === undefined ? await this.defaultEmbeddingModel() : undefined;
+    const embeddingModel = request.embedding_model ?? fallback!.id;
     const embeddingDimensions = await this.dimensionsOf(embeddingModel);
     const chunkingStrategy = request.chunking_strategy ?? { type: 'auto' };
     const existing = request.file_ids ? await this.requireFiles(projectId, request.file_ids, 'file_ids') : [];
@@ -65,11 +84,18 @@ export class KnowledgeBaseService {
       embeddingDimensions,
       chunkingStrategy,
     });
+    const embeddingFallback = fallback?.unavailable;
+    if (embeddingFallback) {
+      this.logger?.warn(
+        { kbId: kb.id, projectId, model: embeddingFallback.model, reason: embeddingFallback.reason },
+        'knowledge base created lexical-only (BM25): the default embedding model is unavailable',
+      );
+    }
     if (existing.length > 0) {
       await this.attachAll(projectId, kb, existing.map((fileId) => ({ fileId, attributes: {}, chunkingStrategy })));
-      return (await this.kbs.get(projectId, kb.id))!;
+      return { kb: (await this.kbs.get(projectId, kb.id))!, embeddingFallback };
     }
-    return kb;
+    return { kb, embeddingFallback };
   }
 
   /** Pins the embedding model: it must load now, so that ingestion cannot fail later for lack of weights. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { AutoModelForSequenceClassification, AutoTokenizer, Tensor } from '@huggingface/transformers';
 import type { PreTrainedModel, PreTrainedTokenizer } from '@huggingface/transformers';
 import { LocalModelUnavailableError } from '../embeddings/errors.ts';
+import { classifyLoadFailure, type LoadFailure } from '../embeddings/model-load-failure.ts';
 import type { EmbedderLogger, LocalDtype } from '../embeddings/local-embedder.ts';
 import { LocalModelHost, maxInputTokensOf, type ProgressCallback } from '../embeddings/local-model-host.ts';
 import type { Reranker } from './reranker.ts';
@@ -31,8 +32,8 @@ export interface LocalRerankerOptions {
 
 /** The weights of the local rerank model are neither in CAIRN_MODELS_DIR nor downloadable (or fail to load). */
 export class RerankModelUnavailableError extends LocalModelUnavailableError {
-  constructor(modelId: string, source: string, reason: string, options: { cause?: unknown } = {}) {
-    super('rerank', modelId, source, reason, options);
+  constructor(modelId: string, source: string, failure: LoadFailure, options: { cause?: unknown } = {}) {
+    super('rerank', modelId, source, failure, options);
   }
 }
 
@@ -139,12 +140,7 @@ export class LocalCrossEncoderReranker implements Reranker {
       tokenizer = await AutoTokenizer.from_pretrained(source, { progress_callback });
       model = await AutoModelForSequenceClassification.from_pretrained(source, { dtype, progress_callback });
     } catch (error) {
-      const message = (error as Error).message;
-      const where = modelsDir ? `CAIRN_MODELS_DIR (${path.resolve(modelsDir)})` : 'a models directory (CAIRN_MODELS_DIR is unset)';
-      const reason = /not found locally/.test(message)
-        ? `its files are not in ${where} and downloads are disabled (${message})`
-        : `loading failed (${message})`;
-      throw new RerankModelUnavailableError(id, source, reason, { cause: error });
+      throw new RerankModelUnavailableError(id, source, classifyLoadFailure(error, { modelsDir: modelsDir && path.resolve(modelsDir) }), { cause: error });
     }
 
     const maxInputTokens = maxInputTokensOf(tokenizer, model);

@@ -11,8 +11,8 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
-/** The real tokenizer, shipped with the shared workspace (vocabulary size 30522). */
-export const TOKENIZER_DIR = path.resolve(import.meta.dirname, '../../../shared/models/tokenizers/all-MiniLM-L6-v2');
+/** The real tokenizer (all-MiniLM-L6-v2's WordPiece, vocabulary size 30522), shipped in the repository. */
+export const TOKENIZER_DIR = path.resolve(import.meta.dirname, '../../assets/tokenizer');
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt'];
 const VOCAB_SIZE = 30522;
 /** In BERT's vocabulary, ids below 999 are [PAD], [UNK], [CLS], [SEP], [MASK] and [unusedN]. */
