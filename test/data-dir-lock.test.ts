@@ -1,0 +1,177 @@
+/**
+ * One writer per embedded data dir: CLI admin commands run by the server that holds it (over its
+ * 0600 admin socket), or under the same lock when none runs; a SIGKILLed holder's lock is reclaimed.
+ * Real processes throughout: `cairn serve` and `cairn keys …` as an operator runs them.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import OpenAI from 'openai';
+import { adminSocketPath } from '../src/admin/protocol.ts';
+
+const run = promisify(execFile);
+const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
+const dirs: string[] = [];
+
+async function dataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-lock-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Embedded mode with nothing external, like `npm start` on a fresh machine. */
+function embeddedEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, CAIRN_DATA_DIR: dir, CAIRN_PORT: '0', CAIRN_EMBEDDING_MODEL: 'none', CAIRN_LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '', QDRANT_URL: '' };
+}
+
+function cairn(dir: string, args: string[]) {
+  return run(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: embeddedEnv(dir) });
+}
+
+async function createKey(dir: string, project: string): Promise<{ key: string; id: string }> {
+  const { stdout } = await cairn(dir, ['keys', 'create', '--project', project]);
+  return { key: stdout.trim().split('\n').at(-1)!, id: /Created (key_\w+)/.exec(stdout)![1]! };
+}
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  /** SIGTERM, and the exit code. */
+  stop(): Promise<number | null>;
+}
+
+async function serve(dir: string): Promise<Served> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], { env: embeddedEnv(dir), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const url = await new Promise<string>((resolve, reject) => {
+    const read = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"cairn listening"/.exec(output);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    void exited.then((code) => reject(new Error(`cairn serve exited with ${code}: ${output}`)));
+  });
+  return {
+    child,
+    url,
+    output: () => output,
+    async stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+function client(url: string, apiKey: string): OpenAI {
+  return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
+}
+
+async function status(url: string, apiKey: string): Promise<number> {
+  return (await client(url, apiKey).models.list().withResponse().then(({ response }) => response, (error: { status: number }) => error)).status;
+}
+
+after(async () => {
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe('one writer per embedded data dir', () => {
+  it('carries out keys create/limits/revoke in the running server: effective at once over HTTP and after a restart', async () => {
+    const dir = await dataDir();
+    let server = await serve(dir);
+    try {
+      const socket = adminSocketPath(dir);
+      assert.equal((await stat(socket)).mode & 0o777, 0o600, 'the admin socket is owner-only');
+      assert.equal((await stat(path.dirname(socket))).mode & 0o777, 0o700, 'and so is its folder');
+
+      const kept = await createKey(dir, 'x');
+      const revoked = await createKey(dir, 'x');
+      assert.equal(await status(server.url, kept.key), 200, 'a key made by the CLI works on the running server at once');
+      assert.equal(await status(server.url, revoked.key), 200);
+
+      // The key is cached by the server now: a new limit and a revocation must still apply at once.
+      await cairn(dir, ['keys', 'limits', kept.id, '--rpm', '7']);
+      const limited = await fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${kept.key}` } });
+      assert.equal(limited.headers.get('x-ratelimit-limit-requests'), '7');
+      assert.match((await cairn(dir, ['keys', 'revoke', revoked.id])).stdout, new RegExp(`revoked ${revoked.id}`));
+      assert.equal(await status(server.url, revoked.key), 401, 'a revoked key is refused at once');
+      await cairn(dir, ['projects', 'limits', 'x', '--tpm', '900']);
+      const listed = (await cairn(dir, ['keys', 'list', '--project', 'x'])).stdout;
+      assert.match(listed, new RegExp(`${kept.id}\\tx\\t.*\\trpm=7 tpm=project\\tactive\\n`));
+      assert.match(listed, new RegExp(`${revoked.id}\\tx\\t.*\\trevoked `));
+      assert.match((await cairn(dir, ['migrate'])).stdout, /database is up to date/);
+
+      assert.equal(await server.stop(), 0);
+      assert.ok(!existsSync(socket), 'a clean stop releases the lock');
+      server = await serve(dir);
+      assert.equal(await status(server.url, kept.key), 200, 'the key survived the restart');
+      assert.equal(await status(server.url, revoked.key), 401, 'and so did the revocation');
+      const after = await fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${kept.key}` } });
+      assert.equal(after.headers.get('x-ratelimit-limit-requests'), '7', 'and the limit');
+      assert.ok(!/sk-cairn-/.test(server.output()), 'no new first key while active keys exist');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('runs two CLIs at once with no server: one holds the data dir, the other forwards to it or waits', async () => {
+    const dir = await dataDir();
+    const created = await Promise.all(['a', 'b', 'c'].map((project) => createKey(dir, project)));
+    const listed = (await cairn(dir, ['keys', 'list'])).stdout;
+    for (const { id } of created) assert.match(listed, new RegExp(`${id}\\t`));
+    assert.equal(listed.trim().split('\n').length, 3);
+    assert.ok(!existsSync(adminSocketPath(dir)), 'the last CLI released the lock');
+    // The server opens what the CLIs wrote, with their keys active: no first key is made.
+    const server = await serve(dir);
+    try {
+      for (const { key } of created) assert.equal(await status(server.url, key), 200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('reclaims the lock of a SIGKILLed server, from the next CLI and from the next server start', async () => {
+    const dir = await dataDir();
+    const first = await serve(dir);
+    const exited = new Promise((resolve) => first.child.once('exit', resolve));
+    first.child.kill('SIGKILL');
+    await exited;
+    assert.ok(existsSync(adminSocketPath(dir)), 'a SIGKILLed server leaves its socket file behind');
+
+    const made = await createKey(dir, 'after-crash');
+    assert.match(made.key, /^sk-cairn-/);
+    const killedAgain = await serve(dir);
+    const exitedAgain = new Promise((resolve) => killedAgain.child.once('exit', resolve));
+    killedAgain.child.kill('SIGKILL');
+    await exitedAgain;
+
+    const server = await serve(dir);
+    try {
+      assert.equal(await status(server.url, made.key), 200, 'the key written by the CLI that reclaimed the lock is there');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses a second server on the same data dir with one line naming it', async () => {
+    const dir = await dataDir();
+    const server = await serve(dir);
+    try {
+      await assert.rejects(serve(dir), (error: Error) => {
+        assert.match(error.message, /exited with 1: cairn: another Cairn server \(pid \d+\) is using /);
+        return true;
+      });
+      assert.equal(await status(server.url, (await createKey(dir, 'still')).key), 200, 'the first one still serves');
+    } finally {
+      await server.stop();
+    }
+  });
+});
