@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { adminSocketPath } from '../src/admin/protocol.ts';
+import { DataDirLock } from '../src/admin/data-dir-lock.ts';
+import { adminSocketPath, greeting, lineReader, writeLine } from '../src/admin/protocol.ts';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
@@ -81,6 +82,58 @@ async function status(url: string, apiKey: string): Promise<number> {
 
 after(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A process that binds the data dir's socket and dies by SIGKILL: what a crashed server leaves. */
+async function leaveStaleSocket(dir: string): Promise<void> {
+  const socket = adminSocketPath(dir);
+  const script = `require('node:fs').mkdirSync(${JSON.stringify(path.dirname(socket))}, { recursive: true });
+    require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`;
+  await run(process.execPath, ['-e', script]).catch((error: { signal?: string }) => assert.equal(error.signal, 'SIGKILL'));
+  assert.ok(existsSync(socket));
+}
+
+describe('DataDirLock', () => {
+  it('has one holder; the others get a connection that is greeted once the holder serves, and answered by it', async () => {
+    const dir = await dataDir();
+    const first = await DataDirLock.acquire(dir, 'cli');
+    assert.ok('lock' in first);
+    const second = await DataDirLock.acquire(dir, 'server');
+    assert.ok('holder' in second, 'the data dir is held');
+    const lines = lineReader(second.holder);
+    const greeted = lines.next();
+    first.lock.serve(async (request) => ({ ok: true, result: { echoed: request.command } }));
+    assert.deepEqual(greeting.parse(await greeted), { cairn: 'admin', owner: 'cli', pid: process.pid });
+    writeLine(second.holder, { command: 'keys.list', input: {} });
+    assert.deepEqual(await lines.next(), { ok: true, result: { echoed: 'keys.list' } });
+    await first.lock.release();
+    assert.ok(!existsSync(adminSocketPath(dir)));
+    const third = await DataDirLock.acquire(dir, 'cli');
+    assert.ok('lock' in third, 'a released lock can be taken again');
+    await third.lock.release();
+  });
+
+  it('lets exactly one of many concurrent acquirers reclaim a dead holder\'s socket', async () => {
+    const dir = await dataDir();
+    await leaveStaleSocket(dir);
+    const acquired = await Promise.all(Array.from({ length: 8 }, () => DataDirLock.acquire(dir, 'cli')));
+    const locks = acquired.flatMap((result) => ('lock' in result ? [result.lock] : []));
+    assert.equal(locks.length, 1, 'one holder');
+    for (const result of acquired) if ('holder' in result) result.holder.destroy();
+    await locks[0]!.release();
+  });
+
+  it('closes connections unanswered while draining, so their senders know nothing ran', async () => {
+    const dir = await dataDir();
+    const first = await DataDirLock.acquire(dir, 'cli');
+    assert.ok('lock' in first);
+    const waiting = await DataDirLock.acquire(dir, 'cli');
+    assert.ok('holder' in waiting);
+    const lines = lineReader(waiting.holder);
+    await first.lock.drain();
+    assert.equal(await lines.next(), undefined, 'closed without a greeting');
+    await first.lock.release();
+  });
 });
 
 describe('one writer per embedded data dir', () => {
