@@ -10,10 +10,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import { DataDirLock } from '../src/admin/data-dir-lock.ts';
+import { DataDirLock, DataDirLockError } from '../src/admin/data-dir-lock.ts';
 import { adminSocketPath, greeting, lineReader, writeLine } from '../src/admin/protocol.ts';
+import { until } from './helpers/wait.ts';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
@@ -113,14 +115,43 @@ describe('DataDirLock', () => {
     await third.lock.release();
   });
 
-  it('lets exactly one of many concurrent acquirers reclaim a dead holder\'s socket', async () => {
+  it('lets exactly one of several processes racing for a dead holder\'s socket take it', async () => {
     const dir = await dataDir();
     await leaveStaleSocket(dir);
-    const acquired = await Promise.all(Array.from({ length: 8 }, () => DataDirLock.acquire(dir, 'cli')));
-    const locks = acquired.flatMap((result) => ('lock' in result ? [result.lock] : []));
-    assert.equal(locks.length, 1, 'one holder');
-    for (const result of acquired) if ('holder' in result) result.holder.destroy();
-    await locks[0]!.release();
+    // Each contender loads, says "ready", races on "go", reports what it got and holds it until stdin ends.
+    const script = `import { DataDirLock } from ${JSON.stringify(path.resolve(import.meta.dirname, '../src/admin/data-dir-lock.ts'))};
+      const lines = (await import('node:readline')).createInterface({ input: process.stdin });
+      const next = () => new Promise((resolve) => lines.once('line', resolve));
+      process.stdout.write('ready\\n');
+      await next();
+      const got = await DataDirLock.acquire(${JSON.stringify(dir)}, 'cli');
+      process.stdout.write(('lock' in got ? 'lock' : 'holder') + '\\n');
+      await new Promise((resolve) => lines.once('close', resolve));
+      if ('lock' in got) await got.lock.release(); else got.holder.destroy();`;
+    const contenders = Array.from({ length: 6 }, () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const said: string[] = [];
+      const lines = createInterface({ input: child.stdout });
+      lines.on('line', (line) => said.push(line));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      return { child, said, exited };
+    });
+    await until('every contender is ready', () => contenders.every(({ said }) => said.includes('ready')), 120_000);
+    for (const { child } of contenders) child.stdin!.write('go\n');
+    await until('every contender has its answer', () => contenders.every(({ said }) => said.length === 2), 60_000);
+    const got = contenders.map(({ said }) => said[1]);
+    for (const { child } of contenders) child.stdin!.end();
+    await Promise.all(contenders.map(({ exited }) => exited));
+    assert.deepEqual(got.filter((what) => what === 'lock'), ['lock'], `one holder among ${got.join(', ')}`);
+  });
+
+  it('refuses a data dir whose socket path a Unix socket cannot hold, saying so', async () => {
+    const dir = path.join(await dataDir(), 'd'.repeat(120));
+    await assert.rejects(DataDirLock.acquire(dir, 'cli'), (error: Error) => {
+      assert.ok(error instanceof DataDirLockError);
+      assert.match(error.message, /CAIRN_DATA_DIR is too long for its admin socket/);
+      return true;
+    });
   });
 
   it('closes connections unanswered while draining, so their senders know nothing ran', async () => {
@@ -145,8 +176,8 @@ describe('one writer per embedded data dir', () => {
       assert.equal((await stat(socket)).mode & 0o777, 0o600, 'the admin socket is owner-only');
       assert.equal((await stat(path.dirname(socket))).mode & 0o777, 0o700, 'and so is its folder');
 
-      const kept = await createKey(dir, 'x');
-      const revoked = await createKey(dir, 'x');
+      // Two CLIs at once, both carried out by the server.
+      const [kept, revoked] = await Promise.all([createKey(dir, 'x'), createKey(dir, 'x')]);
       assert.equal(await status(server.url, kept.key), 200, 'a key made by the CLI works on the running server at once');
       assert.equal(await status(server.url, revoked.key), 200);
 

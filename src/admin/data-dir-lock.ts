@@ -15,6 +15,9 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { adminRequest, adminSocketPath, lineReader, writeLine, type AdminRequest, type AdminResponse, type OwnerKind } from './protocol.ts';
 
+/** The data dir's socket cannot be used (path too long, another user's, not a socket): the message says why. */
+export class DataDirLockError extends Error {}
+
 export type AdminHandler = (request: AdminRequest) => Promise<AdminResponse>;
 
 /** Unix socket paths are limited to 108 bytes on Linux (104 on macOS). */
@@ -37,7 +40,7 @@ function probe(socketPath: string): Promise<Probe> {
     socket.once('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'ECONNREFUSED') resolve('refused');
       else if (error.code === 'ENOENT') resolve('absent');
-      else reject(new Error(`cannot reach the admin socket ${socketPath} (${error.code ?? error.message})`, { cause: error }));
+      else reject(new DataDirLockError(`cannot use the admin socket ${socketPath} (${error.code ?? error.message}); run cairn as the data dir's owner`, { cause: error }));
     });
   });
 }
@@ -117,7 +120,7 @@ export class DataDirLock {
   static async acquire(dataDir: string, owner: OwnerKind): Promise<{ lock: DataDirLock } | { holder: Socket }> {
     const socketPath = adminSocketPath(dataDir);
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-      throw new Error(`CAIRN_DATA_DIR is too long for its admin socket ${socketPath} (at most ${MAX_SOCKET_PATH_BYTES} bytes); use a shorter path`);
+      throw new DataDirLockError(`CAIRN_DATA_DIR is too long for its admin socket ${socketPath} (at most ${MAX_SOCKET_PATH_BYTES} bytes); use a shorter path`);
     }
     await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     await chmod(path.dirname(socketPath), 0o700);

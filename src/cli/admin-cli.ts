@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { AdminCommandError, runAdminCommand } from '../admin/admin-client.ts';
 import type { AdminCommandName, AdminInput, AdminResult } from '../admin/admin-commands.ts';
+import { DataDirLockError } from '../admin/data-dir-lock.ts';
 import type { Config } from '../config.ts';
 
 /** A limit on the command line: a positive integer, or `none` to clear it (inherit again). */
@@ -36,7 +37,7 @@ export function registerAdminCommands(program: Command, loadConfig: () => Config
     try {
       process.stdout.write(print(await runAdminCommand(loadConfig(), name, input)));
     } catch (error) {
-      if (!(error instanceof AdminCommandError)) throw error;
+      if (!(error instanceof AdminCommandError || error instanceof DataDirLockError)) throw error;
       process.stderr.write(`cairn: ${error.message}\n`);
       process.exitCode = 1;
     }
