@@ -35,6 +35,8 @@ async function serve(): Promise<void> {
   if (key) {
     // Printed once to the terminal, never to the log: only its hash is stored.
     process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
+  } else {
+    logger.info('API keys are shown only when created; lost yours? `cairn keys create --project default`, then `cairn keys revoke` the old one');
   }
   // The server's own key store: a revocation or new limit clears its auth cache at once.
   lock?.serve(
