@@ -1,15 +1,16 @@
 /** The `cairn` command: serve | worker | migrate | keys | ingest | eval. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { lockDataDirForServer } from './admin/admin-client.ts';
+import { adminHandler } from './admin/admin-commands.ts';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { runWorker } from '../workers/ingest.ts';
+import { registerAdminCommands } from './cli/admin-cli.ts';
 import { CliError, reportCliError } from './cli/cli-error.ts';
 import { runEvalCommand } from './cli/eval-command.ts';
 import { runIngest } from './cli/ingest-command.ts';
 import { startServer } from './server.ts';
 import { createServices } from './services.ts';
-import { ApiKeyStore } from './store/api-keys.ts';
-import { openDatabase, type Database } from './store/database.ts';
 import { migrate } from './store/migrations.ts';
 
 function configOrExit(): Config {
@@ -24,41 +25,46 @@ function configOrExit(): Config {
   }
 }
 
-/** For the short admin commands: open the database, make sure it is migrated, run, close. */
-async function withDatabase<T>(work: (db: Database) => Promise<T>, { migrateFirst = true } = {}): Promise<T> {
-  const config = configOrExit();
-  const db = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: 2,
-    onError: () => undefined,
-  });
-  try {
-    if (migrateFirst) await migrate(db);
-    return await work(db);
-  } finally {
-    await db.close();
-  }
-}
-
 async function serve(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel);
+  // Embedded: this process becomes the data dir's one writer; CLI admin commands reach it over its socket.
+  const lock = config.embedded ? await lockDataDirForServer(config.dataDir).catch(exitWithMessage) : undefined;
   const services = await createServices(config, logger);
-  if (config.embedded && (await services.keys.countActive()) === 0) {
-    const { key } = await services.keys.create('default', 'first key');
-    // Printed once to the terminal, never to the log: only its hash is stored.
-    process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
-  }
-  // A port in use (or any failure to listen) must not leave the managed Qdrant or pools behind.
+  // The server's own key store: a revocation or new limit clears its auth cache at once.
+  lock?.serve(
+    adminHandler({ keys: services.keys, migrate: () => migrate(services.db) }, (error) => logger.error({ err: error }, 'admin command failed')),
+  );
+  // A port in use (or any failure to listen) must not leave the managed Qdrant, pools or the lock behind.
   const running = await startServer(services).catch(async (error: unknown) => {
+    await lock?.drain();
     await services.close().catch(() => undefined);
+    await lock?.release();
     throw error;
   });
+  // Both modes: a first start (or one after every key was revoked) must leave the operator a key.
+  // Made once the port is ours, so a start that fails to listen does not spend the one printing.
+  const key = await services.keys.createFirstKey('default', 'first key');
+  if (key) {
+    // Printed once to the terminal, never to the log: only its hash is stored.
+    process.stdout.write(`\nCreated the first API key for project "default" (shown once, store it now):\n\n  ${key}\n\n`);
+  } else {
+    logger.info('API keys are shown only when created; lost yours? `cairn keys create --project default`, then `cairn keys revoke` the old one');
+  }
   const resumed = await services.resumeIngestion();
   if (resumed > 0) logger.info({ files: resumed }, 'resumed ingestion of files left in progress');
   logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
-  stopOnSignals(logger, () => running.stop());
+  stopOnSignals(logger, async () => {
+    // Admin commands stop before the database closes; the lock is released once it is closed.
+    await lock?.drain();
+    await running.stop();
+    await lock?.release();
+  });
+}
+
+function exitWithMessage(error: Error): never {
+  process.stderr.write(`cairn: ${error.message}\n`);
+  process.exit(1);
 }
 
 function stopOnSignals(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
@@ -110,122 +116,7 @@ program
     if (failed > 0) throw new CliError(`${failed} file(s) failed; see GET /v1/knowledge_bases/${kbId}/files?filter=failed for why`);
   });
 
-program
-  .command('migrate')
-  .description('apply database migrations')
-  .action(() =>
-    withDatabase(async (db) => {
-      const applied = await migrate(db);
-      process.stdout.write(applied.length > 0 ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
-    }, { migrateFirst: false }),
-  );
-
-/** A limit on the command line: a positive integer, or `none` to clear it (inherit again). */
-type LimitArgument = number | 'none';
-function limitParser(max: number): (value: string) => LimitArgument {
-  return (value) => {
-    if (value === 'none') return value;
-    const number = Number(value);
-    if (!Number.isSafeInteger(number) || number < 1 || number > max) {
-      throw new InvalidArgumentError(`expected a positive integer up to ${max}, or "none"`);
-    }
-    return number;
-  };
-}
-/** Rates are stored as SQL `integer`, byte quotas as `bigint`. */
-const limitValue = limitParser(2_147_483_647);
-const byteLimitValue = limitParser(Number.MAX_SAFE_INTEGER);
-
-/** The stored form: null clears a limit, undefined leaves it as it is. */
-function limitUpdate(value: LimitArgument | undefined): number | null | undefined {
-  return value === 'none' ? null : value;
-}
-
-const keys = program.command('keys').description('manage API keys');
-keys
-  .command('create')
-  .requiredOption('--project <name>', 'project the key belongs to (created if new)')
-  .option('--name <name>', 'a label for the key')
-  .option('--rpm <n>', "requests per minute (default: the project's limit)", limitValue)
-  .option('--tpm <n>', "tokens per minute (default: the project's limit)", limitValue)
-  .description('create a key; it is printed once, alone on the last line')
-  .action((options: { project: string; name?: string; rpm?: LimitArgument; tpm?: LimitArgument }) =>
-    withDatabase(async (db) => {
-      const limits = { rpm: limitUpdate(options.rpm) ?? undefined, tpm: limitUpdate(options.tpm) ?? undefined };
-      const { key, info } = await new ApiKeyStore(db).create(options.project, options.name, limits);
-      process.stdout.write(`Created ${info.id} for project ${info.projectName}. Store the key now; it is not shown again.\n${key}\n`);
-    }),
-  );
-keys
-  .command('limits')
-  .argument('<key-id>', 'the key id shown by `cairn keys list`')
-  .option('--rpm <n>', 'requests per minute, or "none" to inherit the project\'s', limitValue)
-  .option('--tpm <n>', 'tokens per minute, or "none" to inherit the project\'s', limitValue)
-  .description("set a key's rate limits (running servers apply them within CAIRN_AUTH_CACHE_TTL_MS)")
-  .action((keyId: string, options: { rpm?: LimitArgument; tpm?: LimitArgument }) =>
-    withDatabase(async (db) => {
-      if (!(await new ApiKeyStore(db).setKeyLimits(keyId, { rpm: limitUpdate(options.rpm), tpm: limitUpdate(options.tpm) }))) {
-        process.stderr.write(`cairn: no key with id ${keyId}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      process.stdout.write(`limits of ${keyId}: rpm ${describeLimit(options.rpm)}, tpm ${describeLimit(options.tpm)}\n`);
-    }),
-  );
-keys
-  .command('list')
-  .option('--project <name>', 'only this project')
-  .description('list keys (redacted)')
-  .action((options: { project?: string }) =>
-    withDatabase(async (db) => {
-      for (const key of await new ApiKeyStore(db).list(options.project)) {
-        const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
-        const limits = `rpm=${key.limits.rpm ?? 'project'} tpm=${key.limits.tpm ?? 'project'}`;
-        process.stdout.write(`${key.id}\t${key.projectName}\t${key.redacted}\t${key.name ?? ''}\t${limits}\t${state}\n`);
-      }
-    }),
-  );
-keys
-  .command('revoke')
-  .argument('<key-id>', 'the key id shown by `cairn keys list`')
-  .description('revoke a key; requests with it are refused from now on')
-  .action((keyId: string) =>
-    withDatabase(async (db) => {
-      if (!(await new ApiKeyStore(db).revoke(keyId))) {
-        process.stderr.write(`cairn: no active key with id ${keyId}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      process.stdout.write(`revoked ${keyId}\n`);
-    }),
-  );
-
-function describeLimit(value: LimitArgument | undefined): string {
-  if (value === undefined) return 'unchanged';
-  return value === 'none' ? 'inherited' : String(value);
-}
-
-program
-  .command('projects')
-  .description('manage projects')
-  .command('limits')
-  .argument('<project>', 'the project name (created if new)')
-  .option('--rpm <n>', 'requests per minute for its keys, or "none" for the server default', limitValue)
-  .option('--tpm <n>', 'tokens per minute for its keys, or "none" for the server default', limitValue)
-  .option('--storage-bytes <n>', 'storage quota (bytes of files), or "none" for the server default', byteLimitValue)
-  .description("set a project's default rate limits and its storage quota")
-  .action((project: string, options: { rpm?: LimitArgument; tpm?: LimitArgument; storageBytes?: LimitArgument }) =>
-    withDatabase(async (db) => {
-      await new ApiKeyStore(db).setProjectLimits(project, {
-        rpm: limitUpdate(options.rpm),
-        tpm: limitUpdate(options.tpm),
-        storageQuotaBytes: limitUpdate(options.storageBytes),
-      });
-      process.stdout.write(
-        `limits of project ${project}: rpm ${describeLimit(options.rpm)}, tpm ${describeLimit(options.tpm)}, storage ${describeLimit(options.storageBytes)}\n`,
-      );
-    }),
-  );
+registerAdminCommands(program, configOrExit);
 
 program
   .command('eval')

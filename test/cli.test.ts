@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from './helpers/harness.ts';
+import { acquireTestQdrant } from './helpers/qdrant.ts';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(import.meta.dirname, '../src/main.ts');
@@ -69,6 +70,41 @@ describe('cairn CLI', () => {
       assert.match(error.stderr, /CAIRN_PORT/);
       return true;
     });
+  });
+
+  it('prints a first key in server mode too, once: on the start that finds no active key', async () => {
+    const fresh = await createTestDatabase();
+    const qdrant = await acquireTestQdrant();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'cairn-server-mode-'));
+    const serverEnv = { ...process.env, DATABASE_URL: fresh.url, QDRANT_URL: qdrant.url, REDIS_URL: '', CAIRN_DATA_DIR: dataDir, CAIRN_PORT: '0', CAIRN_EMBEDDING_MODEL: 'none' };
+    const start = async (): Promise<{ url: string; output(): string; stop(): Promise<number | null> }> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"cairn listening"/.exec(output);
+          if (match) resolve(match[1]!);
+        });
+        void exited.then((code) => reject(new Error(`exited with ${code}: ${output}`)));
+      });
+      return { url, output: () => output, stop: () => (child.kill('SIGTERM'), exited) };
+    };
+    try {
+      const first = await start();
+      const key = /(sk-cairn-[A-Za-z0-9_-]{32})/.exec(first.output())?.[1];
+      assert.ok(key, `the first server-mode start prints a key: ${first.output()}`);
+      assert.ok(!/"msg":"[^"]*sk-cairn-/.test(first.output()), 'never into a log line');
+      assert.equal((await new OpenAI({ baseURL: `${first.url}/v1`, apiKey: key, maxRetries: 0 }).models.list()).object, 'list');
+      assert.equal(await first.stop(), 0, first.output());
+      const second = await start();
+      assert.equal(await second.stop(), 0, second.output());
+      assert.ok(!/sk-cairn-/.test(second.output()), `a later start prints none: ${second.output()}`);
+    } finally {
+      await qdrant.release();
+      await fresh.drop();
+    }
   });
 
   it('serves embedded with no services, prints a first key once, and stops on SIGTERM', async () => {

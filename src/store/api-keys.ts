@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { newId } from '../ids.ts';
 import type { Limits } from '../limits/rate-limiter.ts';
-import type { Database } from './database.ts';
+import type { Database, Queryable } from './database.ts';
 
 export const KEY_PREFIX = 'sk-cairn-';
 
@@ -101,8 +101,8 @@ export class ApiKeyStore {
   ) {}
 
   /** Creates the project if it does not exist yet. */
-  async ensureProject(name: string): Promise<Project> {
-    const rows = await this.db.query<Project>(
+  async ensureProject(name: string, db: Queryable = this.db): Promise<Project> {
+    const rows = await db.query<Project>(
       `INSERT INTO projects (id, name) VALUES ($1, $2)
        ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
        RETURNING id, name`,
@@ -111,17 +111,30 @@ export class ApiKeyStore {
     return rows[0]!;
   }
 
-  async create(projectName: string, keyName?: string, limits: Limits = {}): Promise<{ key: string; info: ApiKeyInfo }> {
-    const project = await this.ensureProject(projectName);
+  async create(projectName: string, keyName?: string, limits: Limits = {}, db: Queryable = this.db): Promise<{ key: string; info: ApiKeyInfo }> {
+    const project = await this.ensureProject(projectName, db);
     const key = `${KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
     const redacted = `${key.slice(0, KEY_PREFIX.length + 4)}…${key.slice(-4)}`;
     const id = newId('key_');
-    const rows = await this.db.query<KeyRow>(
+    const rows = await db.query<KeyRow>(
       `INSERT INTO api_keys (id, project_id, name, key_hash, redacted, rpm_limit, tpm_limit) VALUES ($1, $2, $3, $4, $5, $7, $8)
        RETURNING id, project_id, $6::text AS project_name, name, redacted, created_at, revoked_at, rpm_limit, tpm_limit`,
       [id, project.id, keyName ?? null, hashKey(key), redacted, project.name, limits.rpm ?? null, limits.tpm ?? null],
     );
     return { key, info: toInfo(rows[0]!) };
+  }
+
+  /**
+   * Creates a key when no active one exists (a first start, or every key revoked), so a newcomer
+   * always gets one. API replicas starting together serialise on an advisory lock: one key, not one each.
+   */
+  async createFirstKey(projectName: string, keyName: string): Promise<string | undefined> {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(7261758)');
+      const [active] = await tx.query<{ count: number }>('SELECT count(*)::int AS count FROM api_keys WHERE revoked_at IS NULL');
+      if ((active?.count ?? 0) > 0) return undefined;
+      return (await this.create(projectName, keyName, {}, tx)).key;
+    });
   }
 
   /** Returns false when no key has that id. Takes effect within the auth cache TTL on other processes. */
@@ -164,11 +177,6 @@ export class ApiKeyStore {
       [keyId],
     );
     return rows.length > 0;
-  }
-
-  async countActive(): Promise<number> {
-    const rows = await this.db.query<{ count: number }>('SELECT count(*)::int AS count FROM api_keys WHERE revoked_at IS NULL');
-    return rows[0]?.count ?? 0;
   }
 
   async authenticate(key: string): Promise<Caller | undefined> {
