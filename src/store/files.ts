@@ -1,7 +1,7 @@
 /** The files table: uploaded files of a project. */
 import { newId } from '../ids.ts';
 import type { Database } from './database.ts';
-import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, unknownCursor, type Page, type PageRequest } from './pagination.ts';
 
 export interface StoredFile {
   id: string;
@@ -109,7 +109,9 @@ export class FileStore {
       `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2)${where}${orderLimit}`,
       [projectId, purpose ?? null, ...params],
     );
-    return toPage(rows.map(toFile), page.limit, reversed);
+    if (rows.length > 0) return toPage(rows.map(toFile), page.limit, reversed);
+    const lookup = cursorLookup('SELECT created_at, id FROM files WHERE project_id = $1 AND id = $2', FILE_CURSORS, '$2');
+    return { data: [], hasMore: false, unknownCursor: await unknownCursor(this.db, page, lookup, [projectId]) };
   }
 
   /**
