@@ -27,7 +27,9 @@ export function clientErrorAnswerer(): (error: ParserError, socket: Duplex) => v
 }
 
 function answer(error: ParserError, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || !socket.writable) {
+  // A response already under way on this connection (keep-alive) cannot be followed by another one: close, as Node does.
+  const responding = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (error.code === 'ECONNRESET' || !socket.writable || responding) {
     socket.destroy();
     return;
   }
