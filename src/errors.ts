@@ -57,6 +57,13 @@ export class RateLimitError extends ApiError {
   }
 }
 
+/** The server failed in a way the request cannot fix (e.g. a file whose stored bytes are gone). */
+export class ServerError extends ApiError {
+  constructor(message: string, options: ApiErrorOptions = {}) {
+    super(500, 'server_error', message, options);
+  }
+}
+
 /** The upstream model server failed (connection refused, reset, 5xx) after retries and fallbacks. */
 export class UpstreamError extends ApiError {
   constructor(message: string, options: ApiErrorOptions = {}) {

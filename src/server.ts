@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
+import { clientErrorAnswerer } from './http/client-error.ts';
 import type { Services } from './services.ts';
 
 export interface RunningServer {
@@ -29,6 +30,8 @@ export async function startServer(services: Services, port = services.config.por
     if (stopping) res.setHeader('connection', 'close');
     app(req, res);
   });
+  // Requests the HTTP parser refuses (a 100 KB URL, oversized headers, timeouts) get an error envelope, not a reset.
+  server.on('clientError', clientErrorAnswerer());
   server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeout
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

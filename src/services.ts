@@ -27,6 +27,7 @@ import { Retriever } from './rag/retriever.ts';
 import { ApiKeyStore } from './store/api-keys.ts';
 import { LocalBlobStore, type BlobStore } from './store/blob-store.ts';
 import { openDatabase, type Database } from './store/database.ts';
+import { StagingSweeper } from './store/staging-sweeper.ts';
 import { FileStore } from './store/files.ts';
 import { KbFileStore } from './store/kb-files.ts';
 import { KnowledgeBaseStore } from './store/knowledge-bases.ts';
@@ -128,6 +129,10 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   const vectorStore = await startVectorStore(config, logger);
   const chunkStore = new QdrantChunkStore({ url: vectorStore.url, apiKey: config.qdrantApiKey });
   const blobs = new LocalBlobStore(path.join(config.dataDir, 'blobs'));
+  // Only API processes receive uploads. A minute past the request timeout leaves a received upload time to be committed.
+  const stagingSweeper =
+    role === 'api' ? new StagingSweeper(blobs, { maxAgeMs: config.requestTimeoutMs + 60_000, everyMs: config.requestTimeoutMs, logger }) : undefined;
+  await stagingSweeper?.start();
   const fileStore = new FileStore(db);
   const kbStore = new KnowledgeBaseStore(db);
   const kbFiles = new KbFileStore(db);
@@ -224,6 +229,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     reconciler,
     async close() {
       await reconciler.stop();
+      await stagingSweeper?.stop();
       await queue.close();
       await usage.close();
       await rateLimiter.close();

@@ -106,7 +106,7 @@ describe('hostile uploads', () => {
 
   it('refuses oversize uploads with a 413 envelope, declared or discovered mid-stream, and stores nothing', async () => {
     const filesBefore = await allFileIds();
-    const blobsBefore = await filesUnder(path.join(dataDir, 'blobs', 'sha256'));
+    const blobsBefore = await filesUnder(path.join(dataDir, 'blobs', 'files'));
     const tooLarge = (error: unknown) => {
       assert.ok(error instanceof OpenAI.APIError, String(error));
       assert.equal(error.status, 413);
@@ -123,7 +123,7 @@ describe('hostile uploads', () => {
 
     await until('the staging area to be empty', async () => (await filesUnder(stagingDir())).length === 0, 5_000);
     assert.deepEqual(await allFileIds(), filesBefore);
-    assert.deepEqual(await filesUnder(path.join(dataDir, 'blobs', 'sha256')), blobsBefore);
+    assert.deepEqual(await filesUnder(path.join(dataDir, 'blobs', 'files')), blobsBefore);
   });
 
   it('cuts slow-loris connections (headers byte by byte, a trickled body) while serving other clients', async () => {
@@ -228,10 +228,10 @@ describe('hostile uploads', () => {
     assert.equal(download.headers.get('content-disposition'), 'attachment; filename=passwd');
     await download.arrayBuffer();
 
-    // Bytes live only as content-addressed blobs under the data dir; nothing appeared beside it.
+    // Bytes live only as the files' own blobs under the data dir; nothing appeared beside it.
     assert.deepEqual(await readdir(parent), besideDataDir);
     for (const file of await filesUnder(dataDir)) {
-      assert.match(file, /^blobs\/sha256\/[0-9a-f]{2}\/[0-9a-f]{2}\/[0-9a-f]{64}$/, `unexpected file ${file}`);
+      assert.match(file, /^blobs\/files\/[0-9a-f]{2}\/[0-9a-f-]{36}$/, `unexpected file ${file}`);
     }
   });
 

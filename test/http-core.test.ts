@@ -1,10 +1,32 @@
 /** The HTTP contract around the proxy: errors, auth, request ids, usage scoping, operations endpoints. */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { startCairn, stubModel, type TestCairn } from './helpers/harness.ts';
 import { StubUpstream } from './helpers/stub-upstream.ts';
 import { until } from './helpers/wait.ts';
+
+/** Sends raw bytes and reads until the server closes; a reset before any answer fails the test (as it did for long URLs). */
+function rawExchange(port: number, request: string): Promise<{ status: number; error: { type: string; message: string } | undefined; raw: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request));
+    const parts: Buffer[] = [];
+    socket.on('data', (part: Buffer) => parts.push(part));
+    socket.on('error', (error) => reject(new Error(`connection failed before an answer: ${error.message}`)));
+    socket.on('close', () => {
+      const raw = Buffer.concat(parts).toString('utf8');
+      const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+      let error: { type: string; message: string } | undefined;
+      try {
+        error = (JSON.parse(body) as { error: { type: string; message: string } }).error;
+      } catch {
+        error = undefined;
+      }
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0), error, raw });
+    });
+  });
+}
 
 describe('HTTP core', () => {
   let upstream: StubUpstream;
@@ -95,6 +117,25 @@ describe('HTTP core', () => {
       body: 'definitely not gzip',
     });
     await expectEnvelope(gzip, 400);
+  });
+
+  it('answers what the HTTP parser refuses (a 100 KB id, huge headers, broken HTTP) with an envelope, not a reset', async () => {
+    const port = Number(new URL(cairn.url).port);
+    const longUrl = await rawExchange(port, `GET /v1/files/file-${'a'.repeat(100_000)} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${cairn.key}\r\n\r\n`);
+    assert.equal(longUrl.status, 414, longUrl.raw.slice(0, 200));
+    assert.equal(longUrl.error?.type, 'invalid_request_error');
+    assert.match(longUrl.error?.message ?? '', /URL is too long/);
+
+    const hugeHeaders = await rawExchange(port, `GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n${'X-Filler: yes\r\n'.repeat(3_000)}\r\n`);
+    assert.equal(hugeHeaders.status, 431, hugeHeaders.raw.slice(0, 200));
+    assert.equal(hugeHeaders.error?.type, 'invalid_request_error');
+
+    const broken = await rawExchange(port, 'GET /v1/models HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n');
+    assert.equal(broken.status, 400, broken.raw.slice(0, 200));
+    assert.equal(broken.error?.type, 'invalid_request_error');
+
+    // The server still serves after all that.
+    assert.equal((await fetch(`${cairn.baseURL}/models`, { headers: { authorization: `Bearer ${cairn.key}` } })).status, 200);
   });
 
   it('answers unknown routes with 404 and wrong methods with 405, both as envelopes', async () => {

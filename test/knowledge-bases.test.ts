@@ -106,9 +106,37 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     assert.equal((await cleaner.files.list()).data.length, 0);
   });
 
+  it('refuses an after/before cursor that names no object of the list with 400 naming the parameter', async () => {
+    const lister = cairn.client({ apiKey: await cairn.newKey('cursors') });
+    const file = await lister.files.create({ file: await toFile(Buffer.from('cursor'), 'cursor.txt'), purpose: 'assistants' });
+    const kb = await lister.vectorStores.create({ name: 'cursors', file_ids: [file.id], ...({ embedding_model: 'none' } as object) });
+    const unknownCursor = (param: string) => (error: unknown) =>
+      error instanceof OpenAI.BadRequestError && error.type === 'invalid_request_error' && error.param === param && new RegExp(`'${param}'`).test(error.message);
+    await assert.rejects(lister.files.list({ after: 'file-doesnotexist' }), unknownCursor('after'));
+    await assert.rejects(lister.files.list({ before: 'file-doesnotexist' } as object), unknownCursor('before'));
+    await assert.rejects(lister.vectorStores.list({ after: 'kb_doesnotexist' }), unknownCursor('after'));
+    await assert.rejects(lister.vectorStores.files.list(kb.id, { before: 'file-doesnotexist' }), unknownCursor('before'));
+    // Another project's object is unknown here too.
+    await assert.rejects(client.files.list({ after: file.id }), unknownCursor('after'));
+    // A known cursor at the end of the list is an empty page, not an error; a deleted one stays a valid cursor.
+    assert.deepEqual((await lister.files.list({ after: file.id })).data, []);
+    await lister.vectorStores.delete(kb.id);
+    await lister.files.delete(file.id);
+    assert.deepEqual((await lister.files.list({ after: file.id })).data, []);
+    assert.deepEqual((await lister.vectorStores.list({ after: kb.id })).data, []);
+  });
+
   it('sanitises filenames and refuses oversize uploads with 413', async () => {
     const sneaky = await client.files.create({ file: await toFile(Buffer.from('x'), '../../etc/pass\u202ewd'), purpose: 'assistants' });
     assert.equal(sneaky.filename, 'passwd');
+    // Names of directories, not files: refused, naming the filename rather than calling the file missing.
+    for (const name of ['.', '..', 'notes/..']) {
+      await assert.rejects(
+        client.files.create({ file: await toFile(Buffer.from('x'), name), purpose: 'assistants' }),
+        (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'file' && /filename '.*' names a directory/.test(error.message),
+        name,
+      );
+    }
     await assert.rejects(
       client.files.create({ file: await toFile(Buffer.alloc(3 * 1024 * 1024, 97), 'big.txt'), purpose: 'assistants' }),
       (error: unknown) => error instanceof OpenAI.APIError && error.status === 413,
@@ -136,6 +164,15 @@ describe('knowledge bases through the openai SDK (in-process ingestion)', () => 
     assert.equal(results.data[0]!.filename, 'handbook.md');
     assert.match(results.data[0]!.content[0]!.text, /Rotterdam/);
     assert.ok(results.data[0]!.score > 0 && results.data[0]!.score <= 1);
+    // OpenAI's ranker names are accepted (one ranking here); anything else is refused, naming the parameter.
+    for (const ranker of ['auto', 'default-2024-11-15'] as const) {
+      const ranked = await client.vectorStores.search(kb.id, { query: 'parcels from Rotterdam', ranking_options: { ranker } });
+      assert.equal(ranked.data[0]!.filename, 'handbook.md');
+    }
+    await assert.rejects(
+      client.vectorStores.search(kb.id, { query: 'parcels', ranking_options: { ranker: 'bogus' as 'auto' } }),
+      (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === 'ranking_options.ranker' && /auto/.test(error.message),
+    );
 
     const retrieved = await client.vectorStores.retrieve(kb.id);
     assert.deepEqual(retrieved.file_counts, { in_progress: 0, completed: 1, failed: 0, cancelled: 0, total: 1 });

@@ -5,8 +5,10 @@ import { once } from 'node:events';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ManagedQdrant, QdrantBinaryMissingError, type ManagedQdrantLogger } from '../src/vectors/managed-qdrant.ts';
+import { until } from './helpers/wait.ts';
 
 interface LogEntry {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -89,6 +91,34 @@ describe('ManagedQdrant', () => {
     assert.match(entry.msg, /stopped unexpectedly/);
     assert.match(JSON.stringify(entry.obj), /SIGKILL/);
     await qdrant.stop();
+  });
+
+  it('exits when the process that started it is SIGKILLed', async () => {
+    const storageDir = path.join(root, 'parent-killed');
+    const module = new URL('../src/vectors/managed-qdrant.ts', import.meta.url).href;
+    // A parent that starts Qdrant, reports its pid and then idles until it is killed.
+    const parent = spawn(
+      process.execPath,
+      [
+        '--import', 'tsx', '--input-type=module', '-e',
+        `import { ManagedQdrant } from ${JSON.stringify(module)};
+         const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+         const qdrant = await ManagedQdrant.start({ storageDir: ${JSON.stringify(storageDir)}, logger: quiet });
+         console.log(JSON.stringify({ pid: qdrant.pid, url: qdrant.url }));
+         setInterval(() => undefined, 60_000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const [line] = (await once(createInterface({ input: parent.stdout! }), 'line')) as [string];
+    const { pid, url } = JSON.parse(line) as { pid: number; url: string };
+    const runsQdrant = async () => (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('qdrant');
+    assert.equal(await runsQdrant(), true);
+    assert.equal(await answers(url), true);
+
+    parent.kill('SIGKILL');
+    await once(parent, 'close');
+    await until('Qdrant to exit after its parent was killed', async () => !(await runsQdrant()), 30_000);
+    assert.equal(await answers(url), false);
   });
 
   it('stops a Qdrant that a crashed Cairn left holding the same storage', async () => {

@@ -55,13 +55,21 @@ export const batchRequest = z
     path: ['file_ids'],
   });
 
+export const RANKERS = ['auto', 'default-2024-11-15'] as const;
+
 /** OpenAI allows 50 results; Cairn's own mount allows 100, enough for Recall@100 in evaluations. */
 export function searchRequest(maxResults: number) {
   return z.looseObject({
     query: z.union([z.string().min(1).max(8192), z.array(z.string().min(1).max(8192)).min(1).max(8)]),
     max_num_results: z.number().int().min(1).max(maxResults).default(10),
     filters: openAIFilterSchema.nullish(),
-    ranking_options: z.looseObject({ score_threshold: z.number().min(0).max(1).optional(), ranker: z.string().optional() }).nullish(),
+    ranking_options: z
+      .looseObject({
+        score_threshold: z.number().min(0).max(1).optional(),
+        // OpenAI's rankers; both mean Cairn's one ranking (hybrid fusion, then the configured reranker if any).
+        ranker: z.enum(RANKERS).optional(),
+      })
+      .nullish(),
     rewrite_query: z.boolean().nullish(),
   });
 }

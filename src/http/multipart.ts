@@ -29,6 +29,11 @@ class BlobStagingStorage implements StorageEngine {
   }
 }
 
+/** `.` and `..` (alone or ending a path): no file could be saved under them, so no sanitised name would be honest either. */
+function namesADirectory(filename: string): boolean {
+  return /(^|[/\\])\.{1,2}$/.test(filename);
+}
+
 /** Room for the multipart boundaries and the other form fields. */
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
@@ -43,6 +48,9 @@ export function createSingleFileUpload(blobs: BlobStore, maxBytes: number) {
     storage: new BlobStagingStorage(blobs),
     // Browsers and the openai SDK send UTF-8 filenames without declaring a charset.
     defParamCharset: 'utf8',
+    // The name as sent: busboy would turn `.` and `..` into an empty name, which multer then drops
+    // as "no file". sanitizeFilename() keeps the last path segment itself.
+    preservePath: true,
     limits: { fileSize: maxBytes, files: 1, fields: 20, fieldSize: 64 * 1024, parts: 25, headerPairs: 100 },
   }).single('file');
 
@@ -69,7 +77,14 @@ export function createSingleFileUpload(blobs: BlobStore, maxBytes: number) {
       throw new InvalidRequestError(`Invalid multipart upload: ${(error as Error).message}`, { param: 'file' });
     }
     const file = req.file as StagedUpload | undefined;
-    if (!file) throw new InvalidRequestError("Missing required parameter: 'file'.", { param: 'file' });
+    if (!file) throw new InvalidRequestError("Missing required parameter: 'file' (a form part named `file` with a filename).", { param: 'file' });
+    if (namesADirectory(file.originalname)) {
+      await blobs.discard(file.staged);
+      throw new InvalidRequestError(
+        `Invalid 'file': its filename '${file.originalname.slice(-64)}' names a directory, not a file; send a filename such as 'notes.txt'.`,
+        { param: 'file' },
+      );
+    }
     return { staged: file.staged, originalName: file.originalname, fields: { ...req.body } };
   };
 }

@@ -30,7 +30,7 @@ export interface Chunk {
   tokenCount: number;
 }
 
-export type IngestErrorCode = 'invalid_file' | 'unsupported_file';
+export type IngestErrorCode = 'invalid_file' | 'unsupported_file' | 'server_error';
 
 /** A file Cairn cannot ingest: it becomes the knowledge-base file's `last_error`, never a crash. */
 export class IngestError extends Error {

@@ -14,7 +14,7 @@ import type { Embedder } from '../embeddings/embedder.ts';
 import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
 import { collectionOf, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
 import { JobLockLostError, type IngestJob, type JobContext } from '../queue/ingest-queue.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import { BlobMissingError, type BlobStore } from '../store/blob-store.ts';
 import type { FileStore, StoredFile } from '../store/files.ts';
 import type { KbFile, KbFileStore } from '../store/kb-files.ts';
 import type { SearchableKnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
@@ -114,7 +114,12 @@ export class IngestPipeline {
 
   private async chunk(row: KbFile, kb: SearchableKnowledgeBase, file: StoredFile, signal: AbortSignal): Promise<Chunk[]> {
     const { blobs, parse, tokenCounter } = this.deps;
-    const document = await parse(await blobs.read(file.sha256), file.filename, signal);
+    const bytes = await blobs.read(file.blobKey).catch((error: unknown) => {
+      // Permanent: retrying cannot bring bytes back (a deleted file's row is gone too, and abandon() handles that).
+      if (error instanceof BlobMissingError) throw new IngestError('server_error', 'The bytes of this file are missing from the server\'s storage; upload it again.', { cause: error });
+      throw error;
+    });
+    const document = await parse(bytes, file.filename, signal);
     const embedder = this.embedderOf(kb);
     const sizes = resolveChunking(row.chunkingStrategy, embedder ? await embedder.maxInputTokens() : undefined);
     const chunks = chunkDocument(document, sizes, await tokenCounter(embedder));

@@ -1,7 +1,7 @@
 /** Uploaded files: bytes in the blob store, rows in the files table, removal from every knowledge base on delete. */
 import type { Readable } from 'node:stream';
-import { NotFoundError, PayloadTooLargeError } from '../errors.ts';
-import type { BlobStore, StagedBlob } from '../store/blob-store.ts';
+import { NotFoundError, PayloadTooLargeError, ServerError } from '../errors.ts';
+import { BlobMissingError, type BlobStore, type StagedBlob } from '../store/blob-store.ts';
 import type { FileStore, StoredFile } from '../store/files.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
 import { sanitizeFilename } from './filenames.ts';
@@ -24,21 +24,22 @@ export class FileService {
 
   /**
    * Records bytes already staged (streamed to disk and hashed while uploading), within the
-   * project's storage quota, then moves them into the blob store.
+   * project's storage quota. The bytes become the file's own blob before its row exists, so a
+   * file that can be read or deleted always has its bytes.
    */
   async create(projectId: string, staged: StagedBlob, filename: string, purpose: string): Promise<StoredFile> {
-    const created = await this.files.create(
-      { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256 },
-      this.defaultQuotaBytes,
-    );
-    if (!('file' in created)) throw quotaExceeded(created, staged.bytes);
+    const blobKey = await this.blobs.commit(staged);
     try {
-      await this.blobs.commit(staged);
+      const created = await this.files.create(
+        { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256, blobKey },
+        this.defaultQuotaBytes,
+      );
+      if (!('file' in created)) throw quotaExceeded(created, staged.bytes);
+      return created.file;
     } catch (error) {
-      await this.files.delete(projectId, created.file.id);
+      await this.blobs.delete(blobKey);
       throw error;
     }
-    return created.file;
   }
 
   async get(projectId: string, id: string): Promise<StoredFile> {
@@ -53,7 +54,17 @@ export class FileService {
 
   async content(projectId: string, id: string): Promise<{ file: StoredFile; stream: Readable }> {
     const file = await this.get(projectId, id);
-    return { file, stream: this.blobs.open(file.sha256) };
+    try {
+      return { file, stream: await this.blobs.open(file.blobKey) };
+    } catch (error) {
+      if (!(error instanceof BlobMissingError)) throw error;
+      // Deleted between the lookup and the read: that is a 404, not a server fault.
+      await this.get(projectId, id);
+      throw new ServerError(`The bytes of file ${id} are missing from the server's storage; the file cannot be downloaded or ingested. Upload it again.`, {
+        code: 'file_content_missing',
+        cause: error,
+      });
+    }
   }
 
   /** Detaches the file from every knowledge base (removing its chunks), then deletes it. */
@@ -62,7 +73,8 @@ export class FileService {
     await this.knowledgeBases.detachEverywhere(projectId, id);
     const result = await this.files.delete(projectId, id);
     if (!result) throw new NotFoundError(`No such File object: ${id}`, { param: 'file_id' });
-    if (!result.blobStillUsed) await this.blobs.delete(result.deleted.sha256);
+    // Rows first, bytes second: once the row is gone nothing can reach the bytes.
+    if (!result.blobStillUsed) await this.blobs.delete(result.deleted.blobKey);
     return result.deleted;
   }
 }

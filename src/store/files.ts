@@ -1,7 +1,7 @@
 /** The files table: uploaded files of a project. */
 import { newId } from '../ids.ts';
 import type { Database } from './database.ts';
-import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, unknownCursor, type Page, type PageRequest } from './pagination.ts';
 
 export interface StoredFile {
   id: string;
@@ -10,6 +10,8 @@ export interface StoredFile {
   purpose: string;
   bytes: number;
   sha256: string;
+  /** Where the bytes are in the blob store: the file's own key, or a shared `sha256/…` key for files stored before migration 005. */
+  blobKey: string;
   createdAt: Date;
 }
 
@@ -20,10 +22,11 @@ interface FileRow {
   purpose: string;
   bytes: string | number;
   sha256: string;
+  blob_key: string;
   created_at: Date | string;
 }
 
-const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, created_at';
+const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, blob_key, created_at';
 /** The files list of the project in $1. */
 const FILE_CURSORS = "'files:' || $1";
 
@@ -35,6 +38,7 @@ function toFile(row: FileRow): StoredFile {
     purpose: row.purpose,
     bytes: Number(row.bytes),
     sha256: row.sha256,
+    blobKey: row.blob_key,
     createdAt: new Date(row.created_at),
   };
 }
@@ -65,8 +69,8 @@ export class FileStore {
         if (usedBytes + file.bytes > Number(quota.quota)) return { quotaBytes: Number(quota.quota), usedBytes };
       }
       const rows = await tx.query<FileRow>(
-        `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-        [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256],
+        `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256, blob_key) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+        [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256, file.blobKey],
       );
       return { file: toFile(rows[0]!) };
     });
@@ -105,12 +109,20 @@ export class FileStore {
       `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2)${where}${orderLimit}`,
       [projectId, purpose ?? null, ...params],
     );
-    return toPage(rows.map(toFile), page.limit, reversed);
+    if (rows.length > 0) return toPage(rows.map(toFile), page.limit, reversed);
+    const lookup = cursorLookup('SELECT created_at, id FROM files WHERE project_id = $1 AND id = $2', FILE_CURSORS, '$2');
+    return { data: [], hasMore: false, unknownCursor: await unknownCursor(this.db, page, lookup, [projectId]) };
   }
 
-  /** Deletes the row; returns whether another file still uses the same bytes. */
+  /**
+   * Deletes the row; returns whether another row still names the same blob, so the caller knows
+   * whether it may remove the bytes. Only files stored before per-file keys share a blob. Every
+   * row naming the blob is locked first, so two deletes of files sharing one cannot both see the
+   * other still there (which would leak the blob); no new row can take a shared key.
+   */
   async delete(projectId: string, id: string): Promise<{ deleted: StoredFile; blobStillUsed: boolean } | undefined> {
     return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM files WHERE blob_key = (SELECT blob_key FROM files WHERE project_id = $1 AND id = $2) FOR UPDATE', [projectId, id]);
       const rows = await tx.query<FileRow>(
         `WITH deleted AS (DELETE FROM files WHERE project_id = $1 AND id = $2 RETURNING ${COLUMNS}), ${rememberDeletedCursors(FILE_CURSORS, 'id')}
          SELECT * FROM deleted`,
@@ -118,7 +130,7 @@ export class FileStore {
       );
       if (!rows[0]) return undefined;
       const deleted = toFile(rows[0]);
-      const others = await tx.query('SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1', [deleted.sha256]);
+      const others = await tx.query('SELECT 1 FROM files WHERE blob_key = $1 LIMIT 1', [deleted.blobKey]);
       return { deleted, blobStillUsed: others.length > 0 };
     });
   }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { newId } from '../ids.ts';
 import type { Database, Queryable } from './database.ts';
 import type { ChunkingStrategy, FileCounts } from './knowledge-bases.ts';
-import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, unknownCursor, type Page, type PageRequest } from './pagination.ts';
 
 export type KbFileStatus = 'in_progress' | 'completed' | 'failed' | 'cancelled';
 export type Attributes = Record<string, string | number | boolean>;
@@ -147,7 +147,13 @@ export class KbFileStore {
        WHERE project_id = $1 AND kb_id = $2 AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR batch_id = $4)${where}${orderLimit}`,
       [projectId, kbId, options.status ?? null, options.batchId ?? null, ...params],
     );
-    return toPage(rows.map(toKbFile), page.limit, reversed);
+    if (rows.length > 0) return toPage(rows.map(toKbFile), page.limit, reversed);
+    const lookup = cursorLookup(
+      'SELECT created_at, file_id FROM knowledge_base_files WHERE project_id = $1 AND kb_id = $2 AND file_id = $3',
+      KB_FILE_CURSORS,
+      '$3',
+    );
+    return { data: [], hasMore: false, unknownCursor: await unknownCursor(this.db, page, lookup, [projectId, kbId]) };
   }
 
   /** Every attachment of a file, across the project's knowledge bases. */

