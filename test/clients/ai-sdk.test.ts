@@ -43,7 +43,7 @@ describe('client matrix: AI SDK', () => {
       // sources: [{ sourceType: 'url', url: '<baseURL>/files/<file_id>/content', title: 'handbook.txt' }]
       // end recipe
       assert.match(text, REFUND_SENTENCE);
-      assert.deepEqual(sources.map(({ sourceType, url, title }) => ({ sourceType, url, title })), [
+      assert.deepEqual(sources.map((source) => (source.sourceType === 'url' ? { sourceType: 'url', url: source.url, title: source.title } : source)), [
         { sourceType: 'url', url: `${fx.baseURL}/files/${fx.fileId}/content`, title: 'handbook.txt' },
       ]);
 
