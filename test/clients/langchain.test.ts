@@ -54,6 +54,14 @@ describe('client matrix: LangChain.js', () => {
     assert.deepEqual(documents[0]!.map((x) => x.toFixed(5)), query.map((x) => x.toFixed(5)), 'the same text embeds the same');
   });
 
+  it('does not forward per-call fields it does not know, which is why the recipe uses modelKwargs', async () => {
+    fx.upstream.plan({ content: 'Not grounded.' });
+    const message = await chat.invoke('How many days do refunds take?', { knowledge_bases: [fx.kbId] } as object);
+    assert.equal(message.content, 'Not grounded.');
+    const sent = fx.upstream.requests.at(-1)!.body.messages as Array<{ content: string }>;
+    assert.ok(!sent.some((m) => m.content.includes('<sources>')), 'no sources injected: Cairn never saw knowledge_bases');
+  });
+
   it('answers grounded in a knowledge base through modelKwargs, with citations in the raw response', async () => {
     const { baseURL, apiKey, kbId } = fx;
     // recipe: langchain
