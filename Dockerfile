@@ -10,7 +10,9 @@
 # of the embedded default, so `serve` without QDRANT_URL stops with "no Qdrant binary" (or set
 # QDRANT_BIN to a qdrant executable you mount).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24, the current LTS (Node 20 reached end of life on 2026-04-30; package.json still allows
+# >=20.18.1 for bare-metal installs, and CI runs the client matrix on 24 as well).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 # build: compile TypeScript to dist/ (dev dependencies are needed for tsc and @types/*).
@@ -76,7 +78,7 @@ VOLUME ["/data"]
 USER 1000:1000
 EXPOSE 8080
 
-# Liveness of `serve` (the image has no curl; Node 20 has fetch). Processes that serve no HTTP
+# Liveness of `serve` (the image has no curl; Node has fetch). Processes that serve no HTTP
 # (`worker`, `migrate`) turn it off: `healthcheck: {disable: true}` in compose, or
 # `docker run --no-healthcheck`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -577,9 +577,9 @@ describe('Dockerfile', () => {
   const build = stages.find((stage) => stage.name === 'build') as Stage;
   const runs = (stage: Stage): string[] => instructions(stage, 'RUN').map(({ args }) => args);
 
-  it('builds on node:20-bookworm-slim in two stages', () => {
+  it('builds on node:24-bookworm-slim (the current LTS) in two stages', () => {
     assert.ok(build && runtime && build !== runtime);
-    for (const stage of stages) assert.equal(stage.image, 'node:20-bookworm-slim');
+    for (const stage of stages) assert.equal(stage.image, 'node:24-bookworm-slim');
   });
 
   it('compiles with the dev dependencies and the repository .npmrc in the build stage', () => {

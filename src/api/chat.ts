@@ -2,7 +2,7 @@
  * POST /v1/chat/completions — OpenAI's request, proxied to the model's upstreams (unknown fields are
  * forwarded untouched), or grounded in knowledge bases when it names `knowledge_bases`.
  */
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { methodNotAllowed } from '../http/error-handler.ts';
 import { parseRequest } from '../http/validate.ts';
@@ -37,13 +37,18 @@ export const chatCompletionRequest = z.looseObject({
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
 
+/** `/v1/files` on the host and scheme the client used, so citation URLs work from where it stands. */
+function filesUrlOf(req: Request): string {
+  return `${req.protocol}://${req.get('host') ?? 'localhost'}${req.baseUrl}/files`;
+}
+
 export function chatRouter(models: ModelRouter, grounded: GroundedChat): Router {
   const router = Router();
   router
     .route('/chat/completions')
     .post(async (req, res) => {
       const body = parseRequest(chatCompletionRequest, req.body);
-      if (grounded.handles(body)) await grounded.respond(res, callerOf(res).projectId, body);
+      if (grounded.handles(body)) await grounded.respond(res, callerOf(res).projectId, body, filesUrlOf(req));
       else await proxyToModel(models, res, '/chat/completions', withoutExtensions(body));
     })
     .all(methodNotAllowed(['POST']));

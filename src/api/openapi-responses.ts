@@ -36,7 +36,8 @@ export const chatCompletion = z
     id: 'ChatCompletion',
     description:
       "OpenAI's `chat.completion` as the upstream returned it. Grounded answers (`knowledge_bases`) add a top-level `citations` array " +
-      'and `file_citation` annotations on the message; with `stream: true` the response is `text/event-stream` of `chat.completion.chunk` events.',
+      'and `url_citation` annotations on the message (`url`: the file\'s `/v1/files/{id}/content`, `title`: its filename, indices spanning each `[n]`); ' +
+      'with `stream: true` the response is `text/event-stream` of `chat.completion.chunk` events, `citations` on the first and the finish chunk.',
   });
 
 export const completion = z

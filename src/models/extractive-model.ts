@@ -19,7 +19,7 @@ export interface ExtractiveRequest {
   includeUsage: boolean;
   promptTokens: number;
   countTokens(text: string): number;
-  /** Added to the completion (non-stream) or to the first chunk (stream). */
+  /** Added to the completion (non-stream), or to the first and the finish chunk (stream). */
   extras: Record<string, unknown>;
   /** Builds the message annotations for the final answer text. */
   annotate(content: string): unknown[];
@@ -69,7 +69,8 @@ export async function respondExtractively(res: Response, request: ExtractiveRequ
   await send(chunk({ role: 'assistant', content: '' }, null, request.extras));
   // Word by word, as a model would stream it, so clients render it the same way.
   for (const piece of content.match(/\S+\s*/g) ?? []) await send(chunk({ content: piece }, null));
-  await send(chunk({ annotations }, 'stop'));
+  // Repeated on the finish chunk for clients that skip the first one (LlamaIndex.TS).
+  await send(chunk({ annotations }, 'stop', request.extras));
   if (request.includeUsage) await send({ id, object: 'chat.completion.chunk', created, model: EXTRACTIVE_MODEL, choices: [], usage });
   await send('[DONE]');
   res.end();

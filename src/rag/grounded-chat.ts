@@ -45,13 +45,17 @@ export interface GroundedChatDeps {
   logger: Logger;
 }
 
-function citingDecorator(citations: Citation[]): ResponseDecorator {
+/**
+ * Streams carry `citations` on the first chunk and again on each finish chunk: some clients
+ * (LlamaIndex.TS) skip the first chunk, which has no content.
+ */
+function citingDecorator(citations: Citation[], filesUrl: string): ResponseDecorator {
   const textByChoice = new Map<number, string>();
   return {
     completion(body) {
       body.citations = citations;
       for (const choice of (body.choices as Array<{ message?: { content?: string | null; annotations?: unknown[] } }>) ?? []) {
-        if (choice.message) choice.message.annotations = annotationsFor(choice.message.content ?? '', citations);
+        if (choice.message) choice.message.annotations = annotationsFor(choice.message.content ?? '', citations, filesUrl);
       }
     },
     chunk(event, first) {
@@ -59,7 +63,9 @@ function citingDecorator(citations: Citation[]): ResponseDecorator {
       for (const choice of (event.choices as Array<{ index: number; delta?: { content?: string; annotations?: unknown[] }; finish_reason?: string | null }>) ?? []) {
         const text = (textByChoice.get(choice.index) ?? '') + (choice.delta?.content ?? '');
         textByChoice.set(choice.index, text);
-        if (choice.finish_reason && choice.delta) choice.delta.annotations = annotationsFor(text, citations);
+        if (!choice.finish_reason) continue;
+        event.citations = citations;
+        if (choice.delta) choice.delta.annotations = annotationsFor(text, citations, filesUrl);
       }
     },
   };
@@ -78,7 +84,8 @@ export class GroundedChat {
     return (body.knowledge_bases?.length ?? 0) > 0 || this.isExtractive(body.model);
   }
 
-  async respond(res: Response, projectId: string, body: ChatCompletionRequest): Promise<void> {
+  /** `filesUrl`: this server's `/v1/files` URL as the client reached it, for the annotations' `url`. */
+  async respond(res: Response, projectId: string, body: ChatCompletionRequest, filesUrl: string): Promise<void> {
     const { retriever, registry, models } = this.deps;
     const extractive = this.isExtractive(body.model);
     const route = extractive ? undefined : registry.resolve(body.model);
@@ -110,7 +117,7 @@ export class GroundedChat {
         promptTokens: promptTokens + injectedTokens,
         countTokens: (text) => counter.count(text),
         extras: queries.length > 0 ? { citations } : {},
-        annotate: (content) => annotationsFor(content, citations),
+        annotate: (content) => annotationsFor(content, citations, filesUrl),
       });
       const ctx = context(res);
       ctx.model = EXTRACTIVE_MODEL;
@@ -119,7 +126,7 @@ export class GroundedChat {
     }
     const forwarded = withoutExtensions(body);
     const messages = queries.length > 0 ? injectSources(body.messages, sourcesSystemMessage(sources)) : body.messages;
-    await proxyToModel(models, res, '/chat/completions', { ...forwarded, messages }, queries.length > 0 ? citingDecorator(citations) : undefined);
+    await proxyToModel(models, res, '/chat/completions', { ...forwarded, messages }, queries.length > 0 ? citingDecorator(citations, filesUrl) : undefined);
   }
 
   private async retrieve(

@@ -123,9 +123,20 @@ export interface Generation {
   finish: 'stop' | 'length';
   usage: Usage;
   includeUsage: boolean;
+  /** Chat only: tool calls replace the text. */
+  toolCalls?: Array<{ name: string; arguments: string }>;
+}
+
+function toolCallsOf(g: Generation): Array<{ index: number; id: string; type: 'function'; function: { name: string; arguments: string } }> {
+  return (g.toolCalls ?? []).map((call, index) => ({ index, id: `call_${g.id.slice(-8)}_${index}`, type: 'function', function: call }));
 }
 
 export function completionBody(g: Generation): Record<string, unknown> {
+  if (g.kind === 'chat' && g.toolCalls) {
+    const tool_calls = toolCallsOf(g).map(({ index: _index, ...call }) => call);
+    const choice = { index: 0, message: { role: 'assistant', content: null, tool_calls }, logprobs: null, finish_reason: 'tool_calls' };
+    return { id: g.id, object: 'chat.completion', created: g.created, model: g.model, choices: [choice], usage: g.usage };
+  }
   const text = g.pieces.join('');
   const choice = g.kind === 'chat'
     ? { index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: g.finish }
@@ -155,6 +166,13 @@ export function streamEvents(g: Generation): string[] {
   const events: string[] = [];
   if (g.kind === 'chat') {
     events.push(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+  }
+  if (g.kind === 'chat' && g.toolCalls) {
+    for (const call of toolCallsOf(g)) events.push(chunk([{ index: 0, delta: { tool_calls: [call] }, logprobs: null, finish_reason: null }]));
+    events.push(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }]));
+    if (g.includeUsage) events.push(chunk([], g.usage));
+    events.push('data: [DONE]\n\n');
+    return events;
   }
   for (const p of g.pieces) events.push(chunk([piece(p, null)]));
   events.push(chunk([piece('', g.finish)]));

@@ -35,6 +35,8 @@ export interface StubBehaviour {
   delayMs?: number;
   /** Assistant text to return. */
   content?: string;
+  /** Chat only: answer with these tool calls (no text, finish_reason 'tool_calls'), as vLLM does. */
+  toolCalls?: Array<{ name: string; arguments: string }>;
 }
 
 export interface ReceivedRequest {
@@ -223,6 +225,7 @@ export class StubUpstream {
       finish,
       usage: usage(prompt, pieces.length),
       includeUsage: streamOptions.include_usage === true,
+      ...(route === 'chat' && b.toolCalls ? { toolCalls: b.toolCalls } : {}),
     };
     if (body.stream === true) return this.stream(x, b, headers, streamEvents(g));
     return this.sendBody(x, b, headers, JSON.stringify(completionBody(g)));
