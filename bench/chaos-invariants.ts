@@ -1,0 +1,139 @@
+/**
+ * What must hold after every round of bench/chaos.ts, once the processes are back and quiet:
+ *   content   every answered upload we did not delete is retrievable with identical bytes
+ *   settled   every attached file ends `completed` or `failed` within the settle bound
+ *   points    Qdrant holds, per knowledge base, exactly the sum of its completed files'
+ *             `chunk_count` points, none of them with `ready: false`
+ *   isolation neither project lists or reads the other's files and knowledge bases
+ *   staging   nothing is left in the blob store's staging directory
+ * (orphan-qdrant and cli-key are checked at the kills themselves, in chaos-cluster.ts.)
+ */
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { QdrantClient } from '@qdrant/js-client-rest';
+import OpenAI from 'openai';
+import { LEXICAL_COLLECTION } from '../src/vectors/qdrant-chunk-store.ts';
+import type { Cluster, Violation } from './chaos-cluster.ts';
+import type { Workload } from './chaos-workload.ts';
+
+type KbFile = { id: string; status: string; chunk_count?: number; last_error?: { code: string; message: string } | null };
+
+export interface SettleReport {
+  /** Files that were still `in_progress` when the bound ran out. */
+  stuck: number;
+  failed: Array<{ kb: string; file: string; error: string }>;
+}
+
+/** Every file of every knowledge base of the run, as the API lists it. */
+async function listKbFiles(workload: Workload): Promise<Map<string, KbFile[]>> {
+  const result = new Map<string, KbFile[]>();
+  for (let tenant = 0; tenant < workload.tenants.length; tenant++) {
+    const client = workload.client(tenant);
+    for (const kb of workload.kbs[tenant]!) {
+      const files: KbFile[] = [];
+      for await (const file of client.vectorStores.files.list(kb, { limit: 100 })) files.push(file as unknown as KbFile);
+      result.set(kb, files);
+    }
+  }
+  return result;
+}
+
+/** Waits up to `boundMs` for every attached file to leave `in_progress`; those that don't are violations. */
+export async function settle(workload: Workload, boundMs: number, violations: Violation[]): Promise<SettleReport> {
+  const deadline = Date.now() + boundMs;
+  let files = await listKbFiles(workload);
+  const pending = (): Array<[string, KbFile]> => [...files].flatMap(([kb, list]) => list.filter((f) => f.status === 'in_progress').map((f): [string, KbFile] => [kb, f]));
+  while (pending().length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    files = await listKbFiles(workload);
+  }
+  for (const [kb, file] of pending()) {
+    violations.push({ invariant: 'settled', detail: `${kb}/${file.id} still in_progress ${Math.round(boundMs / 1000)} s after the round` });
+  }
+  const failed = [...files].flatMap(([kb, list]) =>
+    list.filter((f) => f.status === 'failed').map((f) => ({ kb, file: f.id, error: `${f.last_error?.code ?? '?'}: ${f.last_error?.message ?? ''}`.slice(0, 160) })),
+  );
+  return { stuck: pending().length, failed };
+}
+
+export async function checkContent(workload: Workload, violations: Violation[]): Promise<number> {
+  let checked = 0;
+  for (const file of workload.files.values()) {
+    if (file.deleted === 'yes') continue;
+    const client = workload.client(file.owner);
+    let body: Buffer;
+    try {
+      await client.files.retrieve(file.id);
+      const response = await client.files.content(file.id);
+      body = Buffer.from(await response.arrayBuffer());
+    } catch (error) {
+      if (file.deleted === 'maybe' && error instanceof OpenAI.NotFoundError) {
+        file.deleted = 'yes'; // the unanswered delete did happen
+        continue;
+      }
+      violations.push({ invariant: 'content', detail: `${file.id} (${file.bytes.length} B): ${(error as Error).message.slice(0, 160)}` });
+      file.deleted = 'yes'; // reported once
+      continue;
+    }
+    checked += 1;
+    if (file.deleted === 'maybe') file.deleted = 'no'; // the unanswered delete did not happen
+    if (!body.equals(file.bytes)) {
+      violations.push({ invariant: 'content', detail: `${file.id}: ${body.length} B read back, ${file.bytes.length} B uploaded, bytes differ` });
+      file.deleted = 'yes';
+    }
+  }
+  return checked;
+}
+
+/** Qdrant points per knowledge base = sum of its completed files' chunk_count, and all of them published. */
+export async function checkPoints(cluster: Cluster, workload: Workload, violations: Violation[]): Promise<void> {
+  const qdrant = new QdrantClient({ url: cluster.qdrantUrl(), checkCompatibility: false });
+  if (!(await qdrant.collectionExists(LEXICAL_COLLECTION)).exists) return;
+  const files = await listKbFiles(workload);
+  for (const [kb, list] of files) {
+    if (list.some((file) => file.status === 'in_progress')) continue; // reported by `settled`
+    const expected = list.filter((file) => file.status === 'completed').reduce((sum, file) => sum + (file.chunk_count ?? 0), 0);
+    const count = async (extra: object[]): Promise<number> =>
+      (await qdrant.count(LEXICAL_COLLECTION, { filter: { must: [{ key: 'kb_id', match: { value: kb } }, ...extra] }, exact: true })).count;
+    const [total, unpublished] = await Promise.all([count([]), count([{ key: 'ready', match: { value: false } }])]);
+    if (total !== expected) violations.push({ invariant: 'points', detail: `${kb}: ${total} points in Qdrant, completed files' chunk_count sums to ${expected}` });
+    if (unpublished > 0) violations.push({ invariant: 'points', detail: `${kb}: ${unpublished} points with ready=false and no file in progress` });
+  }
+}
+
+/** Neither project lists or reads the other's objects. */
+export async function checkIsolation(workload: Workload, violations: Violation[]): Promise<void> {
+  for (let tenant = 0; tenant < workload.tenants.length; tenant++) {
+    const client = workload.client(tenant);
+    const foreignFiles = new Set([...workload.files.values()].filter((file) => file.owner !== tenant).map((file) => file.id));
+    const foreignKbs = new Set(workload.kbs.filter((_, owner) => owner !== tenant).flat());
+    for await (const file of client.files.list({ limit: 100 })) {
+      if (foreignFiles.has(file.id)) violations.push({ invariant: 'isolation', detail: `project ${tenant} lists file ${file.id} of another project` });
+    }
+    for await (const kb of client.vectorStores.list({ limit: 100 })) {
+      if (foreignKbs.has(kb.id)) violations.push({ invariant: 'isolation', detail: `project ${tenant} lists knowledge base ${kb.id} of another project` });
+    }
+    const sample = [...foreignFiles].at(-1);
+    if (sample) {
+      const status = await client.files.retrieve(sample).then(() => 200, (error: unknown) => (error instanceof OpenAI.APIError ? error.status : -1));
+      if (status !== 404) violations.push({ invariant: 'isolation', detail: `project ${tenant} reading file ${sample} of another project got ${status}, not 404` });
+    }
+  }
+}
+
+/** Nothing may remain in staging once no upload is in flight (issue 9 (5)); each leftover is reported once. */
+export async function checkStaging(cluster: Cluster, violations: Violation[], reported: Set<string>): Promise<void> {
+  const staging = path.join(cluster.dataDir, 'blobs', 'staging');
+  const names = await readdir(staging).catch(() => [] as string[]);
+  for (const name of names) {
+    if (reported.has(name)) continue;
+    reported.add(name);
+    const { size } = await stat(path.join(staging, name)).catch(() => ({ size: -1 }));
+    if (size >= 0) violations.push({ invariant: 'staging', detail: `blobs/staging/${name} (${size} B) left behind` });
+  }
+}
+
+/** How many staged uploads are in progress right now (for the partial upload before a kill). */
+export async function stagingFiles(cluster: Cluster): Promise<string[]> {
+  return readdir(path.join(cluster.dataDir, 'blobs', 'staging')).catch(() => []);
+}
