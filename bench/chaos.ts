@@ -91,45 +91,25 @@ interface ModeResult {
 async function runMode(mode: Mode, modeIndex: number): Promise<ModeResult> {
   const modeStarted = Date.now();
   const random = seededRandom(SEED + modeIndex);
-  log(`${mode}: starting (seed ${SEED})`);
-  const cluster: Cluster =
-    mode === 'server'
-      ? await ServerCluster.start({ tempDir, redisUrl: REDIS_URL, workers: WORKERS, random })
-      : await EmbeddedCluster.start({ tempDir });
-  clusterInUse = cluster;
   const violations: Violation[] = [];
   const kills: Record<string, number> = {};
   const reportedStaging = new Set<string>();
-  const workload = new Workload(cluster, SEED);
+  let workload: Workload | undefined;
   let failedFiles: ModeResult['failedFiles'] = [];
   let contentChecks = 0;
+  let roundsDone = 0;
+  let cluster: Cluster | undefined;
   try {
+    log(`${mode}: starting (seed ${SEED})`);
+    cluster = mode === 'server'
+      ? await ServerCluster.start({ tempDir, redisUrl: REDIS_URL, workers: WORKERS, random })
+      : await EmbeddedCluster.start({ tempDir });
+    clusterInUse = cluster;
+    workload = new Workload(cluster, SEED);
     log(`${mode}: up at ${cluster.baseUrl()}`);
     await workload.setup();
-    if (cluster instanceof EmbeddedCluster) violations.push(...(await cluster.checkCliKeyWhileRunning()));
     for (let round = 1; round <= ROUNDS; round++) {
-      const roundRandom = seededRandom(SEED + modeIndex * 7919 + round * 104_729);
-      const roundEnds = Date.now() + SECONDS * 1000;
-      const schedule = cluster.targets
-        .filter((target) => roundRandom() < (KILL_CHANCE[target] ?? 0.5))
-        .map((target) => ({ target, atMs: (0.15 + 0.6 * roundRandom()) * SECONDS * 1000 }))
-        .sort((a, b) => a.atMs - b.atMs);
-      const roundStarted = Date.now();
-      const killer = (async () => {
-        for (const kill of schedule) {
-          await new Promise((resolve) => setTimeout(resolve, Math.max(0, roundStarted + kill.atMs - Date.now())));
-          const before = new Set(await stagingFiles(cluster));
-          // An upload half sent when the API dies: its staging file must not stay behind.
-          const partial = kill.target === 'worker' ? undefined : await workload.startPartialUpload(0, async () => (await stagingFiles(cluster)).some((name) => !before.has(name)));
-          log(`${mode} round ${round}: SIGKILL ${kill.target}`);
-          violations.push(...(await cluster.killAndRestart(kill.target)));
-          partial?.cancel();
-          kills[kill.target] = (kills[kill.target] ?? 0) + 1;
-        }
-      })();
-      const lanes = Array.from({ length: LANES }, (_, lane) => workload.lane(seededRandom(SEED + round * 31 + lane * 1_000_003 + modeIndex), () => Date.now() < roundEnds));
-      await Promise.all([killer, ...lanes]);
-      await cluster.whenUp();
+      await runRound(cluster, workload, { mode, modeIndex, round, violations, kills });
       const before = violations.length;
       const settled = await settle(workload, SETTLE_MS, violations);
       failedFiles = settled.failed;
@@ -138,10 +118,21 @@ async function runMode(mode: Mode, modeIndex: number): Promise<ModeResult> {
       await checkIsolation(workload, violations);
       await checkStaging(cluster, violations, reportedStaging);
       violations.push(...workload.violations.splice(0));
+      roundsDone = round;
       log(`${mode} round ${round}/${ROUNDS}: ${violations.length - before} new violation(s), ${settled.failed.length} failed file(s) so far`);
     }
+    if (cluster instanceof EmbeddedCluster) {
+      log(`${mode}: cairn keys create while the server runs, then SIGKILL and restart`);
+      violations.push(...(await cluster.checkCliKeyWhileRunning()));
+      kills.server = (kills.server ?? 0) + 1;
+    }
+  } catch (error) {
+    // A process that does not come back after a kill ends this mode; what it showed is kept.
+    const invariant = error instanceof RestartFailed ? 'restart' : 'aborted';
+    violations.push({ invariant, detail: summarize(error) });
+    log(`${mode}: ${invariant}: ${(error as Error).stack ?? String(error)}`);
   } finally {
-    await cluster.stop().catch((error: Error) => log(`${mode}: stop failed: ${error.message}`));
+    await cluster?.stop().catch((error: Error) => log(`${mode}: stop failed: ${error.message}`));
     clusterInUse = undefined;
   }
   const grouped: ModeResult['violations'] = {};
@@ -151,9 +142,62 @@ async function runMode(mode: Mode, modeIndex: number): Promise<ModeResult> {
     if (entry.examples.length < EXAMPLES) entry.examples.push(violation.detail);
   }
   return {
-    mode, rounds: ROUNDS, operations: Object.fromEntries(workload.outcomes), kills, violations: grouped, failedFiles, contentChecks,
+    mode, rounds: roundsDone, operations: Object.fromEntries(workload?.outcomes ?? []), kills, violations: grouped, failedFiles, contentChecks,
     seconds: Math.round((Date.now() - modeStarted) / 1000),
   };
+}
+
+class RestartFailed extends Error {}
+
+/** The error's first line and, from a child's output, the line that names what went wrong. */
+function summarize(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const cause = text.split('\n').find((line, index) => index > 0 && /Error|Aborted|FATAL/.test(line));
+  return `${text.split('\n')[0]}${cause ? ` — ${cause.trim()}` : ''}`.slice(0, 400);
+}
+
+/**
+ * One round: LANES lanes of operations for SECONDS, while the kill schedule (seeded: which targets,
+ * when) SIGKILLs and restarts processes. Before an API kill an upload is left half sent.
+ */
+async function runRound(
+  cluster: Cluster,
+  workload: Workload,
+  { mode, modeIndex, round, violations, kills }: { mode: Mode; modeIndex: number; round: number; violations: Violation[]; kills: Record<string, number> },
+): Promise<void> {
+  const roundRandom = seededRandom(SEED + modeIndex * 7919 + round * 104_729);
+  const schedule = cluster.targets
+    .filter((target) => roundRandom() < (KILL_CHANCE[target] ?? 0.5))
+    .map((target) => ({ target, atMs: (0.15 + 0.6 * roundRandom()) * SECONDS * 1000 }))
+    .sort((a, b) => a.atMs - b.atMs);
+  const roundStarted = Date.now();
+  const roundEnds = roundStarted + SECONDS * 1000;
+  let restartFailed: unknown;
+  const killer = (async () => {
+    for (const kill of schedule) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, roundStarted + kill.atMs - Date.now())));
+      const before = new Set(await stagingFiles(cluster));
+      const partial = kill.target === 'worker'
+        ? undefined
+        : await workload.startPartialUpload(0, async () => (await stagingFiles(cluster)).some((name) => !before.has(name)));
+      log(`${mode} round ${round}: SIGKILL ${kill.target}`);
+      kills[kill.target] = (kills[kill.target] ?? 0) + 1;
+      try {
+        violations.push(...(await cluster.killAndRestart(kill.target)));
+      } catch (error) {
+        restartFailed = error;
+        return;
+      } finally {
+        partial?.cancel();
+      }
+    }
+  })();
+  const lanes = Array.from({ length: LANES }, (_, lane) =>
+    workload.lane(seededRandom(SEED + round * 31 + lane * 1_000_003 + modeIndex), () => Date.now() < roundEnds && restartFailed === undefined),
+  );
+  await Promise.all([killer, ...lanes]);
+  if (restartFailed !== undefined) throw new RestartFailed(`round ${round}: ${(restartFailed as Error).message}`);
+  await cluster.whenUp();
 }
 
 function table(result: ModeResult): string {
@@ -165,7 +209,7 @@ function table(result: ModeResult): string {
   lines.push(`kills: ${Object.entries(result.kills).map(([target, n]) => `${target} ${n}`).join(', ') || 'none'}`);
   lines.push(`uploads read back and compared: ${result.contentChecks}; files ended failed: ${result.failedFiles.length}`);
   for (const failed of result.failedFiles.slice(0, EXAMPLES)) lines.push(`  failed ${failed.kb}/${failed.file}: ${failed.error}`);
-  const invariants = ['content', 'settled', 'points', 'isolation', 'staging', ...(result.mode === 'embedded' ? ['orphan-qdrant', 'cli-key'] : []), 'http-500'];
+  const invariants = ['content', 'settled', 'points', 'isolation', 'staging', ...(result.mode === 'embedded' ? ['orphan-qdrant', 'cli-key'] : []), 'http-500', 'restart'];
   for (const name of Object.keys(result.violations)) if (!invariants.includes(name)) invariants.push(name);
   lines.push(`${'invariant'.padEnd(16)}violations`);
   for (const name of invariants) {
