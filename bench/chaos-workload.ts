@@ -31,7 +31,7 @@ function makeVocabulary(random: () => number): string[] {
 export const OPERATION_KINDS = ['upload', 'upload_same', 'delete', 'attach', 'reattach', 'detach', 'search', 'chat'] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number] | 'race_delete' | 'partial_upload';
 const WEIGHTS: Record<(typeof OPERATION_KINDS)[number], number> = {
-  upload: 18, upload_same: 16, delete: 8, attach: 16, reattach: 8, detach: 6, search: 14, chat: 8,
+  upload: 14, upload_same: 22, delete: 8, attach: 16, reattach: 8, detach: 6, search: 14, chat: 8,
 };
 
 /** An upload the API answered: its bytes must stay retrievable until we delete it. */
@@ -47,6 +47,8 @@ export interface Outcome {
   ok: number;
   /** Answered with 4xx: expected now and then (the file a concurrent delete removed). */
   rejected: number;
+  /** The first few 4xx messages, to tell expected refusals from bugs. */
+  rejectedExamples: string[];
   /** No answer: the connection failed (a process was being killed). */
   unanswered: number;
   /** Answered with 5xx. */
@@ -104,14 +106,19 @@ export class Workload {
   private async run(kind: (typeof OPERATION_KINDS)[number], tenant: number, random: () => number): Promise<void> {
     switch (kind) {
       case 'upload':
-        return this.upload(tenant, this.document(random), 'upload');
+        await this.upload(tenant, this.document(random), 'upload');
+        return;
       case 'upload_same': {
-        // The other project's live file, uploaded byte for byte by this one; half of the time the
-        // other project deletes its copy at the same moment (issue 9 (1)'s race).
-        const other = pick(random, this.liveFiles(1 - tenant));
-        if (!other) return this.upload(tenant, this.document(random), 'upload');
-        const race = random() < 0.5;
-        await Promise.all([this.upload(tenant, other.bytes, 'upload_same'), race ? this.delete(other, 'race_delete') : undefined]);
+        // Identical bytes in both projects. Half of the time issue 9 (1)'s loop: the other project
+        // uploads a fresh document, then deletes it while this one uploads the same bytes.
+        const other = random() < 0.5 ? pick(random, this.liveFiles(1 - tenant)) : undefined;
+        if (other) {
+          await this.upload(tenant, other.bytes, 'upload_same');
+          return;
+        }
+        const fresh = await this.upload(1 - tenant, this.document(random), 'upload');
+        if (!fresh) return;
+        await Promise.all([this.upload(tenant, fresh.bytes, 'upload_same'), this.delete(fresh, 'race_delete')]);
         return;
       }
       case 'delete': {
@@ -156,11 +163,14 @@ export class Workload {
     return [...this.files.values()].filter((file) => file.owner === tenant && file.deleted === 'no');
   }
 
-  private async upload(tenant: number, bytes: Buffer, kind: OperationKind): Promise<void> {
+  private async upload(tenant: number, bytes: Buffer, kind: OperationKind): Promise<KnownFile | undefined> {
     const file = await this.record(kind, async () =>
       this.client(tenant).files.create({ file: await toFile(bytes, `chaos-${bytes.length}.txt`), purpose: 'assistants' }),
     );
-    if (file) this.files.set(file.id, { id: file.id, owner: tenant, bytes, deleted: 'no' });
+    if (!file) return undefined;
+    const known: KnownFile = { id: file.id, owner: tenant, bytes, deleted: 'no' };
+    this.files.set(file.id, known);
+    return known;
   }
 
   private async delete(file: KnownFile, kind: OperationKind): Promise<void> {
@@ -178,7 +188,7 @@ export class Workload {
 
   /** Runs one request, counts its outcome; 500s are violations (bad input is a 4xx, never a 500). */
   private async record<T>(kind: OperationKind, request: () => Promise<T>): Promise<T | undefined> {
-    const outcome = this.outcomes.get(kind) ?? { ok: 0, rejected: 0, unanswered: 0, failed: 0 };
+    const outcome = this.outcomes.get(kind) ?? { ok: 0, rejected: 0, rejectedExamples: [], unanswered: 0, failed: 0 };
     this.outcomes.set(kind, outcome);
     try {
       const result = await request();
@@ -186,7 +196,10 @@ export class Workload {
       return result;
     } catch (error) {
       if (error instanceof APIConnectionError) outcome.unanswered += 1;
-      else if (error instanceof APIError && error.status !== undefined && error.status < 500) outcome.rejected += 1;
+      else if (error instanceof APIError && error.status !== undefined && error.status < 500) {
+        outcome.rejected += 1;
+        if (outcome.rejectedExamples.length < 2) outcome.rejectedExamples.push(`${error.status} ${error.message.slice(0, 140)}`);
+      }
       else if (error instanceof APIError && error.status !== undefined) {
         outcome.failed += 1;
         if (error.status === 500) this.violations.push({ invariant: 'http-500', detail: `${kind}: ${error.message.slice(0, 200)}` });
@@ -213,7 +226,7 @@ export class Workload {
    * is SIGKILLed (issue 9 (5)). Resolves once the API has staged some of it; `cancel` ends it.
    */
   async startPartialUpload(tenant: number, staged: () => Promise<boolean>): Promise<{ cancel(): void }> {
-    const outcome = this.outcomes.get('partial_upload') ?? { ok: 0, rejected: 0, unanswered: 0, failed: 0 };
+    const outcome = this.outcomes.get('partial_upload') ?? { ok: 0, rejected: 0, rejectedExamples: [], unanswered: 0, failed: 0 };
     this.outcomes.set('partial_upload', outcome);
     const boundary = `chaos${Date.now()}`;
     const head = `--${boundary}\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nassistants\r\n--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="partial.txt"\r\ncontent-type: text/plain\r\n\r\n`;

@@ -205,6 +205,7 @@ function table(result: ModeResult): string {
   lines.push(`${'operation'.padEnd(16)}${'ok'.padStart(7)}${'4xx'.padStart(7)}${'no reply'.padStart(10)}${'5xx'.padStart(7)}`);
   for (const [kind, o] of Object.entries(result.operations).sort()) {
     lines.push(`${kind.padEnd(16)}${String(o.ok).padStart(7)}${String(o.rejected).padStart(7)}${String(o.unanswered).padStart(10)}${String(o.failed).padStart(7)}`);
+    for (const example of o.rejectedExamples) lines.push(`    4xx e.g. ${example}`);
   }
   lines.push(`kills: ${Object.entries(result.kills).map(([target, n]) => `${target} ${n}`).join(', ') || 'none'}`);
   lines.push(`uploads read back and compared: ${result.contentChecks}; files ended failed: ${result.failedFiles.length}`);
