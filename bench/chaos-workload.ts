@@ -29,7 +29,7 @@ function makeVocabulary(random: () => number): string[] {
 }
 
 export const OPERATION_KINDS = ['upload', 'upload_same', 'delete', 'attach', 'reattach', 'detach', 'search', 'chat'] as const;
-export type OperationKind = (typeof OPERATION_KINDS)[number] | 'race_delete' | 'partial_upload';
+export type OperationKind = (typeof OPERATION_KINDS)[number] | 'race_delete' | 'partial_upload' | 'big_upload' | 'big_attach';
 const WEIGHTS: Record<(typeof OPERATION_KINDS)[number], number> = {
   upload: 14, upload_same: 22, delete: 8, attach: 16, reattach: 8, detach: 6, search: 14, chat: 8,
 };
@@ -219,6 +219,29 @@ export class Workload {
       length += sentence.length + 1;
     }
     return Buffer.from(`${sentences.join(' ')}\n${random().toString(36)}`); // the suffix makes documents distinct
+  }
+
+  /**
+   * A CSV of about `megabytes` MB, uploaded and attached: a job long enough for a kill to land in
+   * it, and (parsed on the event loop today) long enough to outlast a short worker lock (issue 9 (4)).
+   */
+  async bigAttach(tenant: number, megabytes: number, random: () => number): Promise<void> {
+    const rows = ['id,topic,text'];
+    let size = 0;
+    for (let i = 0; size < megabytes * 1_000_000; i++) {
+      const row = `${i},${this.words(random, 1)},"${this.words(random, 12)}"`;
+      rows.push(row);
+      size += row.length + 1;
+    }
+    const bytes = Buffer.from(rows.join('\n'));
+    const file = await this.record('big_upload', async () =>
+      this.client(tenant).files.create({ file: await toFile(bytes, `chaos-big.csv`), purpose: 'assistants' }),
+    );
+    if (!file) return;
+    this.files.set(file.id, { id: file.id, owner: tenant, bytes, deleted: 'no' });
+    const kb = pick(random, this.kbs[tenant]!)!;
+    const answer = await this.record('big_attach', () => this.client(tenant).vectorStores.files.create(kb, { file_id: file.id }));
+    if (answer) this.attached[tenant]!.add(`${kb}/${file.id}`);
   }
 
   /**

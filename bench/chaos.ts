@@ -29,6 +29,7 @@
  *   --lanes=N                    BENCH_LANES           operations in flight at once (default 4)
  *   --workers=N                  BENCH_WORKERS         server-mode workers (default 2)
  *   --settle-seconds=S           BENCH_SETTLE_SECONDS  bound for files to leave in_progress (default 60)
+ *   --big-mb=N                   BENCH_BIG_MB          size of the CSV most rounds also attach (default 6; 0: none)
  *   --seed=N                     BENCH_SEED            default: random, printed
  *   --json=FILE                  BENCH_JSON            also write the results as JSON
  * Defaults take about 4–5 minutes on a 2-core machine.
@@ -55,6 +56,7 @@ const LANES = Math.max(1, int('lanes', 'BENCH_LANES', 4));
 const WORKERS = Math.max(1, int('workers', 'BENCH_WORKERS', 2));
 const SETTLE_MS = int('settle-seconds', 'BENCH_SETTLE_SECONDS', 60) * 1000;
 const SEED = int('seed', 'BENCH_SEED', Math.floor(Math.random() * 2 ** 31));
+const BIG_MB = int('big-mb', 'BENCH_BIG_MB', 6);
 const JSON_FILE = option('json', 'BENCH_JSON');
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Chance per round that a target is killed: workers and the embedded server often, the API a bit less. */
@@ -170,8 +172,10 @@ async function runRound(
     .filter((target) => roundRandom() < (KILL_CHANCE[target] ?? 0.5))
     .map((target) => ({ target, atMs: (0.15 + 0.6 * roundRandom()) * SECONDS * 1000 }))
     .sort((a, b) => a.atMs - b.atMs);
+  const bigTenant = BIG_MB > 0 && roundRandom() < 0.7 ? Math.floor(roundRandom() * 2) : undefined;
   const roundStarted = Date.now();
   const roundEnds = roundStarted + SECONDS * 1000;
+  const big = bigTenant === undefined ? undefined : workload.bigAttach(bigTenant, BIG_MB, seededRandom(SEED + round));
   let restartFailed: unknown;
   const killer = (async () => {
     for (const kill of schedule) {
@@ -195,7 +199,7 @@ async function runRound(
   const lanes = Array.from({ length: LANES }, (_, lane) =>
     workload.lane(seededRandom(SEED + round * 31 + lane * 1_000_003 + modeIndex), () => Date.now() < roundEnds && restartFailed === undefined),
   );
-  await Promise.all([killer, ...lanes]);
+  await Promise.all([killer, big, ...lanes]);
   if (restartFailed !== undefined) throw new RestartFailed(`round ${round}: ${(restartFailed as Error).message}`);
   await cluster.whenUp();
 }
