@@ -60,6 +60,7 @@ export async function checkContent(workload: Workload, violations: Violation[]):
   let checked = 0;
   for (const file of workload.files.values()) {
     if (file.deleted === 'yes') continue;
+    const raced = file.raced ? ', uploaded while the other project deleted the same bytes' : '';
     const client = workload.client(file.owner);
     let body: Buffer;
     try {
@@ -71,14 +72,14 @@ export async function checkContent(workload: Workload, violations: Violation[]):
         file.deleted = 'yes'; // the unanswered delete did happen
         continue;
       }
-      violations.push({ invariant: 'content', detail: `${file.id} (${file.bytes.length} B): ${(error as Error).message.slice(0, 160)}` });
+      violations.push({ invariant: 'content', detail: `${file.id} (${file.bytes.length} B${raced}): ${(error as Error).message.slice(0, 160)}` });
       file.deleted = 'yes'; // reported once
       continue;
     }
     checked += 1;
     if (file.deleted === 'maybe') file.deleted = 'no'; // the unanswered delete did not happen
     if (!body.equals(file.bytes)) {
-      violations.push({ invariant: 'content', detail: `${file.id}: ${body.length} B read back, ${file.bytes.length} B uploaded, bytes differ` });
+      violations.push({ invariant: 'content', detail: `${file.id}: ${body.length} B read back, ${file.bytes.length} B uploaded${raced}, bytes differ` });
       file.deleted = 'yes';
     }
   }

@@ -41,6 +41,8 @@ export interface KnownFile {
   bytes: Buffer;
   /** `maybe` when a delete was sent but not answered: either outcome is fine. */
   deleted: 'no' | 'yes' | 'maybe';
+  /** Uploaded while the other project deleted a file with the same bytes (issue 9 (1)'s race). */
+  raced?: boolean;
 }
 
 export interface Outcome {
@@ -118,7 +120,8 @@ export class Workload {
         }
         const fresh = await this.upload(1 - tenant, this.document(random), 'upload');
         if (!fresh) return;
-        await Promise.all([this.upload(tenant, fresh.bytes, 'upload_same'), this.delete(fresh, 'race_delete')]);
+        const [copy] = await Promise.all([this.upload(tenant, fresh.bytes, 'upload_same'), this.delete(fresh, 'race_delete')]);
+        if (copy) copy.raced = true;
         return;
       }
       case 'delete': {
