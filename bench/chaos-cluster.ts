@@ -9,7 +9,7 @@
  * managed Qdrant outlives its SIGKILLed parent, and whether a key the CLI creates while the server
  * runs works (at once, and after a restart).
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -105,6 +105,7 @@ export class ServerCluster implements Cluster {
       createTestDatabase(),
       ManagedQdrant.start({ storageDir: path.join(options.tempDir, 'server-qdrant'), logger: quiet }),
     ]);
+    killAtExit(() => qdrant.pid);
     const env = {
       ...commonEnv(dataDir),
       DATABASE_URL: database.url,
@@ -190,6 +191,8 @@ export class EmbeddedCluster implements Cluster {
     const tenants: Tenant[] = [];
     for (const project of ['chaos-a', 'chaos-b']) tenants.push({ project, key: await createKeyWithCli(project, env) });
     const cluster = new EmbeddedCluster(dataDir, tenants, env);
+    // If the bench itself dies, the server is SIGKILLed (chaos-process.ts) and today its Qdrant would stay.
+    killAtExit(() => managedQdrantPidSync(dataDir));
     await cluster.startServer();
     return cluster;
   }
@@ -253,11 +256,8 @@ export class EmbeddedCluster implements Cluster {
     return violations;
   }
 
-  /** The managed Qdrant writes `<its pid> <parent pid>` into its pid file. */
   private async managedQdrantPid(): Promise<number | undefined> {
-    const text = await readFile(path.join(this.dataDir, 'qdrant', 'qdrant.pid'), 'utf8').catch(() => '');
-    const pid = Number.parseInt(text.split(' ')[0] ?? '', 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    return managedQdrantPidSync(this.dataDir);
   }
 
   async stop(): Promise<void> {
@@ -266,6 +266,27 @@ export class EmbeddedCluster implements Cluster {
     // A graceful stop stops the managed Qdrant; whatever survives is not left running on the machine.
     if (qdrantPid !== undefined && isAlive(qdrantPid)) process.kill(qdrantPid, 'SIGKILL');
   }
+}
+
+/** The managed Qdrant writes `<its pid> <parent pid>` into `<data dir>/qdrant/qdrant.pid`. */
+function managedQdrantPidSync(dataDir: string): number | undefined {
+  let text = '';
+  try {
+    text = readFileSync(path.join(dataDir, 'qdrant', 'qdrant.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(text.split(' ')[0] ?? '', 10);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Last resort when the bench exits: no Qdrant it started (or caused) stays on the machine. */
+function killAtExit(pidOf: () => number | undefined): void {
+  // Prepended: it must read the pid file before bench/chaos.ts's exit handler removes the temp dir.
+  process.prependOnceListener('exit', () => {
+    const pid = pidOf();
+    if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
 }
 
 const firstLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
