@@ -28,6 +28,8 @@ export interface Tenant {
 export interface Violation {
   invariant: string;
   detail: string;
+  /** What is broken (a file, a knowledge base): the same key found again in a later round counts once. */
+  key?: string;
 }
 
 export interface Cluster {

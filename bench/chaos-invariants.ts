@@ -48,7 +48,7 @@ export async function settle(workload: Workload, boundMs: number, violations: Vi
     files = await listKbFiles(workload);
   }
   for (const [kb, file] of pending()) {
-    violations.push({ invariant: 'settled', detail: `${kb}/${file.id} still in_progress ${Math.round(boundMs / 1000)} s after the round` });
+    violations.push({ invariant: 'settled', key: file.id, detail: `${kb}/${file.id} still in_progress ${Math.round(boundMs / 1000)} s after the round` });
   }
   const failed = [...files].flatMap(([kb, list]) =>
     list.filter((f) => f.status === 'failed').map((f) => ({ kb, file: f.id, error: `${f.last_error?.code ?? '?'}: ${f.last_error?.message ?? ''}`.slice(0, 160) })),
@@ -97,8 +97,8 @@ export async function checkPoints(cluster: Cluster, workload: Workload, violatio
     const count = async (extra: object[]): Promise<number> =>
       (await qdrant.count(LEXICAL_COLLECTION, { filter: { must: [{ key: 'kb_id', match: { value: kb } }, ...extra] }, exact: true })).count;
     const [total, unpublished] = await Promise.all([count([]), count([{ key: 'ready', match: { value: false } }])]);
-    if (total !== expected) violations.push({ invariant: 'points', detail: `${kb}: ${total} points in Qdrant, completed files' chunk_count sums to ${expected}` });
-    if (unpublished > 0) violations.push({ invariant: 'points', detail: `${kb}: ${unpublished} points with ready=false and no file in progress` });
+    if (total !== expected) violations.push({ invariant: 'points', key: `${kb} count`, detail: `${kb}: ${total} points in Qdrant, completed files' chunk_count sums to ${expected}` });
+    if (unpublished > 0) violations.push({ invariant: 'points', key: `${kb} unpublished`, detail: `${kb}: ${unpublished} points with ready=false and no file in progress` });
   }
 }
 
@@ -109,28 +109,26 @@ export async function checkIsolation(workload: Workload, violations: Violation[]
     const foreignFiles = new Set([...workload.files.values()].filter((file) => file.owner !== tenant).map((file) => file.id));
     const foreignKbs = new Set(workload.kbs.filter((_, owner) => owner !== tenant).flat());
     for await (const file of client.files.list({ limit: 100 })) {
-      if (foreignFiles.has(file.id)) violations.push({ invariant: 'isolation', detail: `project ${tenant} lists file ${file.id} of another project` });
+      if (foreignFiles.has(file.id)) violations.push({ invariant: 'isolation', key: file.id, detail: `project ${tenant} lists file ${file.id} of another project` });
     }
     for await (const kb of client.vectorStores.list({ limit: 100 })) {
-      if (foreignKbs.has(kb.id)) violations.push({ invariant: 'isolation', detail: `project ${tenant} lists knowledge base ${kb.id} of another project` });
+      if (foreignKbs.has(kb.id)) violations.push({ invariant: 'isolation', key: kb.id, detail: `project ${tenant} lists knowledge base ${kb.id} of another project` });
     }
     const sample = [...foreignFiles].at(-1);
     if (sample) {
       const status = await client.files.retrieve(sample).then(() => 200, (error: unknown) => (error instanceof OpenAI.APIError ? error.status : -1));
-      if (status !== 404) violations.push({ invariant: 'isolation', detail: `project ${tenant} reading file ${sample} of another project got ${status}, not 404` });
+      if (status !== 404) violations.push({ invariant: 'isolation', key: `read ${sample}`, detail: `project ${tenant} reading file ${sample} of another project got ${status}, not 404` });
     }
   }
 }
 
-/** Nothing may remain in staging once no upload is in flight (issue 9 (5)); each leftover is reported once. */
-export async function checkStaging(cluster: Cluster, violations: Violation[], reported: Set<string>): Promise<void> {
+/** Nothing may remain in staging once no upload is in flight (issue 9 (5)). */
+export async function checkStaging(cluster: Cluster, violations: Violation[]): Promise<void> {
   const staging = path.join(cluster.dataDir, 'blobs', 'staging');
   const names = await readdir(staging).catch(() => [] as string[]);
   for (const name of names) {
-    if (reported.has(name)) continue;
-    reported.add(name);
     const { size } = await stat(path.join(staging, name)).catch(() => ({ size: -1 }));
-    if (size >= 0) violations.push({ invariant: 'staging', detail: `blobs/staging/${name} (${size} B) left behind` });
+    if (size >= 0) violations.push({ invariant: 'staging', key: name, detail: `blobs/staging/${name} (${size} B) left behind` });
   }
 }
 
