@@ -48,7 +48,8 @@ export async function settle(workload: Workload, boundMs: number, violations: Vi
     files = await listKbFiles(workload);
   }
   for (const [kb, file] of pending()) {
-    violations.push({ invariant: 'settled', key: file.id, detail: `${kb}/${file.id} still in_progress ${Math.round(boundMs / 1000)} s after the round` });
+    const size = workload.files.get(file.id)?.bytes.length;
+    violations.push({ invariant: 'settled', key: file.id, detail: `${kb}/${file.id}${size === undefined ? '' : ` (${size} B)`} still in_progress ${Math.round(boundMs / 1000)} s after the round` });
   }
   const failed = [...files].flatMap(([kb, list]) =>
     list.filter((f) => f.status === 'failed').map((f) => ({ kb, file: f.id, error: `${f.last_error?.code ?? '?'}: ${f.last_error?.message ?? ''}`.slice(0, 160) })),
@@ -97,9 +98,42 @@ export async function checkPoints(cluster: Cluster, workload: Workload, violatio
     const count = async (extra: object[]): Promise<number> =>
       (await qdrant.count(LEXICAL_COLLECTION, { filter: { must: [{ key: 'kb_id', match: { value: kb } }, ...extra] }, exact: true })).count;
     const [total, unpublished] = await Promise.all([count([]), count([{ key: 'ready', match: { value: false } }])]);
-    if (total !== expected) violations.push({ invariant: 'points', key: `${kb} count`, detail: `${kb}: ${total} points in Qdrant, completed files' chunk_count sums to ${expected}` });
-    if (unpublished > 0) violations.push({ invariant: 'points', key: `${kb} unpublished`, detail: `${kb}: ${unpublished} points with ready=false and no file in progress` });
+    if (total === expected && unpublished === 0) continue;
+    const culprits = await filesOutOfStep(qdrant, kb, list);
+    if (total !== expected) violations.push({ invariant: 'points', key: `${kb} count`, detail: `${kb}: ${total} points in Qdrant, completed files' chunk_count sums to ${expected}; ${culprits}` });
+    if (unpublished > 0) violations.push({ invariant: 'points', key: `${kb} unpublished`, detail: `${kb}: ${unpublished} points with ready=false and no file in progress; ${culprits}` });
   }
+}
+
+/** Which files a knowledge base's points disagree about, e.g. `file-x (detached): 12 points, 12 unpublished`. */
+async function filesOutOfStep(qdrant: QdrantClient, kb: string, list: KbFile[]): Promise<string> {
+  const perFile = new Map<string, { points: number; unpublished: number }>();
+  let offset: string | number | Record<string, unknown> | null | undefined;
+  do {
+    const page = await qdrant.scroll(LEXICAL_COLLECTION, {
+      filter: { must: [{ key: 'kb_id', match: { value: kb } }] }, with_payload: ['file_id', 'ready'], with_vector: false, limit: 1_000, offset: offset ?? undefined,
+    });
+    for (const point of page.points) {
+      const entry = perFile.get(String(point.payload?.file_id)) ?? { points: 0, unpublished: 0 };
+      entry.points += 1;
+      if (point.payload?.ready !== true) entry.unpublished += 1;
+      perFile.set(String(point.payload?.file_id), entry);
+    }
+    offset = page.next_page_offset as typeof offset;
+  } while (offset !== null && offset !== undefined);
+  const status = new Map(list.map((file) => [file.id, file]));
+  const out: string[] = [];
+  for (const [fileId, { points, unpublished }] of perFile) {
+    const file = status.get(fileId);
+    const expected = file?.status === 'completed' ? (file.chunk_count ?? 0) : 0;
+    if (points !== expected || unpublished > 0) {
+      out.push(`${fileId} (${file ? `${file.status}, chunk_count ${file.chunk_count ?? 0}` : 'not attached'}): ${points} points, ${unpublished} unpublished`);
+    }
+  }
+  for (const file of list) {
+    if (file.status === 'completed' && !perFile.has(file.id) && (file.chunk_count ?? 0) > 0) out.push(`${file.id} (completed, chunk_count ${file.chunk_count}): no points`);
+  }
+  return out.slice(0, 3).join('; ') || 'no single file to blame';
 }
 
 /** Neither project lists or reads the other's objects. */
