@@ -111,9 +111,16 @@ export function runCli(args: string[], env: Record<string, string>): Promise<str
     proc.once('exit', (code) => {
       liveChildren.delete(proc);
       if (code === 0) resolve(stdout);
-      else reject(new Error(`cairn ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-800)}`));
+      else reject(new Error(`cairn ${args.join(' ')} exited with ${code}: ${errorSummary(stderr)}`));
     });
   });
+}
+
+/** The first error line of a crashed CLI's stderr, with PostgreSQL's `detail` when there is one. */
+function errorSummary(stderr: string): string {
+  const line = stderr.split('\n').find((text) => /error/i.test(text))?.trim() ?? stderr.trim().split('\n').at(-1) ?? '';
+  const detail = /detail: '([^']*)'/.exec(stderr)?.[1];
+  return `${line.slice(0, 300)}${detail ? ` (${detail})` : ''}`;
 }
 
 /** `cairn keys create --project <project>` prints the key alone on its last line. */

@@ -16,7 +16,8 @@
  * `chunk_count`, none with `ready: false`; neither project sees the other's files or knowledge bases;
  * `blobs/staging/` is empty. At each kill (chaos-cluster.ts): the managed Qdrant of a SIGKILLed
  * embedded server exits by itself, and a key `cairn keys create` made while the embedded server runs
- * works at once and after the restart. Any 500 answer is a violation too.
+ * works at once and after the restart. In server mode, the two projects' keys are created by two
+ * `cairn keys create` at once on the new database (both must succeed). Any 500 answer is a violation too.
  *
  * Prints, per mode, operations by kind and outcome, kills, and violations by invariant with the first
  * examples; exits 1 if there is any. Loopback only; needs PostgreSQL and Redis as the tests do
@@ -108,6 +109,7 @@ async function runMode(mode: Mode, modeIndex: number): Promise<ModeResult> {
       ? await ServerCluster.start({ tempDir, redisUrl: REDIS_URL, workers: WORKERS, random })
       : await EmbeddedCluster.start({ tempDir });
     clusterInUse = cluster;
+    violations.push(...cluster.startupViolations);
     workload = new Workload(cluster, SEED);
     log(`${mode}: up at ${cluster.baseUrl()}`);
     await workload.setup();
@@ -219,7 +221,7 @@ function table(result: ModeResult): string {
   lines.push(`kills: ${Object.entries(result.kills).map(([target, n]) => `${target} ${n}`).join(', ') || 'none'}`);
   lines.push(`uploads read back and compared: ${result.contentChecks}; files ended failed: ${result.failedFiles.length}`);
   for (const failed of result.failedFiles.slice(0, EXAMPLES)) lines.push(`  failed ${failed.kb}/${failed.file}: ${failed.error}`);
-  const invariants = ['content', 'settled', 'points', 'isolation', 'staging', ...(result.mode === 'embedded' ? ['orphan-qdrant', 'cli-key'] : []), 'http-500', 'restart'];
+  const invariants = ['content', 'settled', 'points', 'isolation', 'staging', ...(result.mode === 'embedded' ? ['orphan-qdrant', 'cli-key'] : ['cli-concurrent']), 'http-500', 'restart'];
   for (const name of Object.keys(result.violations)) if (!invariants.includes(name)) invariants.push(name);
   lines.push(`${'invariant'.padEnd(16)}violations`);
   for (const name of invariants) {
