@@ -33,7 +33,9 @@
  *   --big-mb=N                   BENCH_BIG_MB          size of the CSV most rounds also attach (default 6; 0: none)
  *   --seed=N                     BENCH_SEED            default: random, printed
  *   --json=FILE                  BENCH_JSON            also write the results as JSON
- * Defaults take about 4–5 minutes on a 2-core machine.
+ * Defaults (2 × 3 rounds of 15 s) took 342 s on the shared 2-core machine at load average 18; the
+ * fixed part is each mode's start (keys by the CLI, processes under tsx) and the 60 s settle bound,
+ * which only a stuck file uses up.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
