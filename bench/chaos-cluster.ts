@@ -9,13 +9,14 @@
  * managed Qdrant outlives its SIGKILLed parent, and whether a key the CLI creates while the server
  * runs works (at once, and after a restart).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ManagedQdrant } from '../src/vectors/managed-qdrant.ts';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/harness.ts';
-import { createKeyWithCli, isAlive, killHard, startCairnProcess, stopGracefully, type CairnProcess } from './chaos-process.ts';
+import {
+  createKeyWithCli, isAlive, killAtExit, killHard, managedQdrantPid, outlivesItsParent, startCairnProcess, stopGracefully, type CairnProcess,
+} from './chaos-process.ts';
 
 export type Mode = 'server' | 'embedded';
 
@@ -212,7 +213,7 @@ export class EmbeddedCluster implements Cluster {
     for (const project of ['chaos-a', 'chaos-b']) tenants.push({ project, key: await createKeyWithCli(project, env) });
     const cluster = new EmbeddedCluster(dataDir, tenants, env);
     // If the bench itself dies, the server is SIGKILLed (chaos-process.ts) and today its Qdrant would stay.
-    killAtExit(() => managedQdrantPidSync(dataDir));
+    killAtExit(() => managedQdrantPid(dataDir));
     await cluster.startServer();
     return cluster;
   }
@@ -268,64 +269,25 @@ export class EmbeddedCluster implements Cluster {
   async killAndRestart(): Promise<Violation[]> {
     const violations: Violation[] = [];
     await this.availability.during(async () => {
-      const qdrantPid = await this.managedQdrantPid();
+      const qdrantPid = managedQdrantPid(this.dataDir);
       await killHard(this.server);
-      if (qdrantPid !== undefined) violations.push(...(await orphanCheck(qdrantPid)));
+      if (qdrantPid !== undefined && (await outlivesItsParent(qdrantPid, ORPHAN_GRACE_MS))) {
+        violations.push({ invariant: 'orphan-qdrant', detail: `managed Qdrant pid ${qdrantPid} still ran ${ORPHAN_GRACE_MS / 1000} s after its server was SIGKILLed` });
+      }
       await this.startServer();
     });
     return violations;
   }
 
-  private async managedQdrantPid(): Promise<number | undefined> {
-    return managedQdrantPidSync(this.dataDir);
-  }
-
   async stop(): Promise<void> {
-    const qdrantPid = await this.managedQdrantPid();
+    const qdrantPid = managedQdrantPid(this.dataDir);
     await stopGracefully(this.server);
     // A graceful stop stops the managed Qdrant; whatever survives is not left running on the machine.
     if (qdrantPid !== undefined && isAlive(qdrantPid)) process.kill(qdrantPid, 'SIGKILL');
   }
 }
 
-/** The managed Qdrant writes `<its pid> <parent pid>` into `<data dir>/qdrant/qdrant.pid`. */
-function managedQdrantPidSync(dataDir: string): number | undefined {
-  let text = '';
-  try {
-    text = readFileSync(path.join(dataDir, 'qdrant', 'qdrant.pid'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number.parseInt(text.split(' ')[0] ?? '', 10);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/** Last resort when the bench exits: no Qdrant it started (or caused) stays on the machine. */
-function killAtExit(pidOf: () => number | undefined): void {
-  // Prepended: it must read the pid file before bench/chaos.ts's exit handler removes the temp dir.
-  process.prependOnceListener('exit', () => {
-    const pid = pidOf();
-    if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
-  });
-}
-
-const firstLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
-
 /** How long a managed Qdrant gets to notice that its parent is gone and exit. */
 const ORPHAN_GRACE_MS = 8_000;
 
-/**
- * Issue 9 (6): after its parent's SIGKILL the managed Qdrant must exit by itself. Polls its pid
- * for a grace period; a survivor is a violation and is then killed here, as the next start would.
- */
-async function orphanCheck(pid: number): Promise<Violation[]> {
-  const deadline = Date.now() + ORPHAN_GRACE_MS;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
-      return [{ invariant: 'orphan-qdrant', detail: `managed Qdrant pid ${pid} still ran ${ORPHAN_GRACE_MS / 1000} s after its server was SIGKILLed` }];
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return [];
-}
+const firstLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);

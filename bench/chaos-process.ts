@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const REPO_ROOT = new URL('..', import.meta.url).pathname;
@@ -139,4 +140,41 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The managed Qdrant writes `<its pid> <parent pid>` into `<data dir>/qdrant/qdrant.pid`. */
+export function managedQdrantPid(dataDir: string): number | undefined {
+  let text = '';
+  try {
+    text = readFileSync(path.join(dataDir, 'qdrant', 'qdrant.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number.parseInt(text.split(' ')[0] ?? '', 10);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Last resort when the bench exits: no Qdrant it started (or caused) stays on the machine. */
+export function killAtExit(pidOf: () => number | undefined): void {
+  // Prepended: it must read the pid file before bench/chaos.ts's exit handler removes the temp dir.
+  process.prependOnceListener('exit', () => {
+    const pid = pidOf();
+    if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+}
+
+/**
+ * Issue 9 (6): after its parent's SIGKILL a managed Qdrant must exit by itself. Polls `pid` for
+ * `graceMs`; a survivor is SIGKILLed here (as the next start would) and reported with `true`.
+ */
+export async function outlivesItsParent(pid: number, graceMs: number): Promise<boolean> {
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
 }

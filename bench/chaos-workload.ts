@@ -93,7 +93,7 @@ export class Workload {
     }
   }
 
-  /** Runs operations chosen by `random` until `until` says stop. */
+  /** Runs operations chosen by `random` while `keepGoing` says so. */
   async lane(random: () => number, keepGoing: () => boolean): Promise<void> {
     const total = Object.values(WEIGHTS).reduce((a, b) => a + b, 0);
     while (keepGoing()) {
