@@ -25,6 +25,22 @@ const backends: Array<{ name: string; open(): Promise<{ db: Database; cleanup():
   },
 ];
 
+describe('migrations on a fresh PostgreSQL database', () => {
+  it('lets several processes migrate at once: one applies each migration, none fails', async () => {
+    // Each opener stands for a process (API replicas, a CLI) starting on the same new database.
+    const database = await createTestDatabase();
+    const dbs = Array.from({ length: 6 }, () => new PostgresDatabase(database.url, 2, () => undefined));
+    try {
+      const results = await Promise.all(dbs.map((db) => migrate(db)));
+      const all = readMigrations().map((migration) => migration.name);
+      assert.deepEqual(results.flat().sort(), [...all].sort(), 'every migration applied exactly once in total');
+    } finally {
+      await Promise.all(dbs.map((db) => db.close()));
+      await database.drop();
+    }
+  });
+});
+
 for (const backend of backends) {
   describe(`storage on ${backend.name}`, () => {
     let db: Database;

@@ -36,15 +36,23 @@ export function readMigrations(directory = findMigrationsDir()): Migration[] {
     }));
 }
 
+/** The advisory lock every migrating process takes (one at a time per database). */
+const MIGRATION_LOCK = 7261757;
+
 /** Returns the names of the migrations it applied. Safe to run from several processes at once. */
 export async function migrate(db: Database, migrations = readMigrations()): Promise<string[]> {
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  // Under the same lock as the migrations: two processes creating the table at once on a fresh
+  // PostgreSQL database collide in pg_type (23505) despite IF NOT EXISTS.
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  });
   const applied: string[] = [];
   for (const migration of migrations) {
     const ran = await db.transaction(async (tx) => {
       // Serialises concurrent starters (several API replicas); the lock ends with the transaction.
-      await tx.query('SELECT pg_advisory_xact_lock(7261757)');
+      await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
       const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
       if (done.length > 0) return false;
       for (const statement of splitStatements(migration.sql)) await tx.query(statement);
