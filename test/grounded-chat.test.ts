@@ -243,13 +243,13 @@ describe('grounded chat: pages, max_tokens and n', () => {
   let cairn: TestCairn;
   let client: OpenAI;
   let kb: OpenAI.VectorStore;
-  const ask = (extra: object = {}) =>
-    client.chat.completions.create({
+  const ask = async (extra: object = {}): Promise<Grounded> =>
+    (await client.chat.completions.create({
       model: 'extractive',
       messages: [{ role: 'user', content: 'How often should the kettle be descaled?' }],
       ...({ knowledge_bases: [kb.id] } as object),
       ...extra,
-    }) as Promise<Grounded>;
+    })) as Grounded;
 
   before(async () => {
     upstream = await StubUpstream.start({ name: 'llm' });
@@ -291,10 +291,11 @@ describe('grounded chat: pages, max_tokens and n', () => {
     const full = await ask();
     const content = full.choices[0]!.message.content!;
     assert.equal(full.choices[0]!.finish_reason, 'stop');
-    for (const limit of [{ max_tokens: 1 }, { max_completion_tokens: 4 }, { max_tokens: 4, max_completion_tokens: 6 }]) {
+    // max_completion_tokens wins over max_tokens, as in OpenAI's API.
+    const limits: Array<[object, number]> = [[{ max_tokens: 1 }, 1], [{ max_completion_tokens: 4 }, 4], [{ max_tokens: 4, max_completion_tokens: 6 }, 6]];
+    for (const [limit, budget] of limits) {
       const cut = await ask(limit);
       const text = cut.choices[0]!.message.content!;
-      const budget = 'max_completion_tokens' in limit ? limit.max_completion_tokens : limit.max_tokens;
       assert.equal(cut.choices[0]!.finish_reason, 'length', JSON.stringify(limit));
       assert.ok(text.length > 0 && content.startsWith(text) && text.length < content.length, `${JSON.stringify(limit)}: a prefix, "${text}"`);
       assert.ok(cut.usage!.completion_tokens > 0 && cut.usage!.completion_tokens <= budget, `${cut.usage!.completion_tokens} tokens for ${budget}`);
@@ -325,6 +326,16 @@ describe('grounded chat: pages, max_tokens and n', () => {
     assert.deepEqual(finishes, ['length']);
     assert.ok(content.startsWith(streamed.trim()) && streamed.length > 0 && streamed.length < content.length);
     assert.ok(usage && usage.completion_tokens > 0 && usage.completion_tokens <= 2);
+  });
+
+  it('cites nothing when it says nothing was found, although passages were retrieved', async () => {
+    const question = 'Is the kettle dishwasher safe and made of stainless steel?';
+    const retrieved = await client.vectorStores.search(kb.id, { query: question });
+    assert.ok(retrieved.data.length > 0, 'the kettle manual is retrieved');
+    const answer = await ask({ messages: [{ role: 'user', content: question }] });
+    assert.match(answer.choices[0]!.message.content!, /could not find/i);
+    assert.deepEqual(answer.citations, []);
+    assert.deepEqual((answer.choices[0]!.message as Annotated).annotations, []);
   });
 
   it('returns n choices (the same deterministic answer), counting completion tokens over all of them', async () => {

@@ -3,16 +3,22 @@
  * sentence. Deliberately simple rules, in two steps:
  *
  * 1. Blocks. A blank line ends a block, and so does a line that starts a list item ("- ", "* ",
- *    "• ", "1. ", "2) ", "a) "); the marker itself is dropped. Markdown headings ("# Refunds") are
- *    dropped too: they label a section and are no answer to quote. Any other line break is a
- *    wrapped line (PDF text is full of them) and reads as a space, so a sentence that spans lines
- *    stays whole; a plain-text heading line is therefore read as the start of the next sentence.
+ *    "• ", "1. ", "2) ", "a) "); the marker itself is dropped. Headings are dropped too, since they
+ *    label a section and are no answer to quote: Markdown's "# Refunds", a setext heading (the line
+ *    above "===" or "---"), a line that is all bold or italics ("**Refunds**"), and a line reading
+ *    exactly the section's heading (`heading`: HTML and DOCX sections start with it). Rules ("---",
+ *    "***") separate blocks. Any other line break is a wrapped line (PDF text is full of them) and
+ *    reads as a space, so a sentence that spans lines stays whole; a plain-text heading line that is
+ *    none of the above is therefore still read as the start of the next sentence.
  * 2. Sentences. Within a block, `.`, `!`, `?` or `…` (with any closing quotes or brackets) followed
  *    by a space ends a sentence, unless the next word starts with a lowercase letter ("3.5 p.m. on
  *    Monday", "e.g. the"), the word before a `.` is a known abbreviation ("Dr.", "e.g.", "vs."),
  *    an abbreviation that precedes a number and does here ("No. 5", "Fig. 2", "Jan. 3"), or a
  *    single capital letter (the initial in "J. Smith"). Decimals ("3.5") and dotted acronyms
  *    ("U.S.") never have a space after their inner dots, so they never split. `。！？` always end.
+ *
+ * Each sentence comes with its offset in the original text (`sentenceSpans`), so a quote can be
+ * placed on its PDF page.
  *
  * Work is linear in the text (a hand-written scan: regexes over runs of dots backtrack
  * quadratically) and bounded: at most `maxSentences` sentences, each at most `maxChars` long (a
