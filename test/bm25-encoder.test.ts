@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Bm25Encoder, DEFAULT_AVG_DOC_LENGTH, DEFAULT_B, DEFAULT_K1, fnv1a32, type SparseVector } from '../src/vectors/bm25-encoder.ts';
+import { stemmer } from 'stemmer';
 import { ENGLISH_STOP_WORDS } from '../src/vectors/stop-words.ts';
 
 const encoder = new Bm25Encoder();
@@ -70,7 +71,7 @@ describe('Bm25Encoder', () => {
     assert.equal(encoder.encodeQuery('covid19').indices.length, 1);
     assert.equal(index('ﬁnance'), index('finance'), 'NFKC folds the ﬁ ligature PDFs produce');
     assert.equal(index('ＦＵＬＬ'), index('full'));
-    assert.equal(encoder.encodeQuery('日本語 русский ελληνικά').indices.length, 3);
+    assert.equal(encoder.encodeQuery('日本語 русский ελληνικά').indices.length, 4, '日本 本語, русский, ελληνικά');
     assert.equal(index('café'), fnv1a32('café'), 'non-English words are indexed as written');
   });
 
@@ -79,6 +80,43 @@ describe('Bm25Encoder', () => {
     const ascii = encoder.encodeQuery('Running 3 trials of COVID19 vaccines, e.g. in 2021.');
     const mixed = encoder.encodeQuery('Running 3 trials of COVID19 vaccines, e.g. in 2021. é');
     assert.deepEqual(mixed.indices, [...ascii.indices, index('é')].sort((a, b) => a - b));
+  });
+
+  test('CJK runs become overlapping character bigrams, so a word inside a longer run is found', () => {
+    const bigrams = (...terms: string[]): number[] => [...new Set(terms.map(fnv1a32))].sort((a, b) => a - b);
+    assert.deepEqual(encoder.encodeQuery('コンピュータ').indices, bigrams('コン', 'ンピ', 'ピュ', 'ュー', 'ータ'));
+    const document = encoder.encodeDocument('量子コンピュータの研究');
+    for (const term of encoder.encodeQuery('コンピュータ').indices) assert.ok(document.indices.includes(term), 'every bigram of the word is in the run');
+    assert.deepEqual(encoder.encodeQuery('计算机').indices, bigrams('计算', '算机'), 'Chinese');
+    assert.deepEqual(encoder.encodeQuery('검색엔진').indices, bigrams('검색', '색엔', '엔진'), 'Korean');
+    assert.deepEqual(encoder.encodeQuery('日').indices, bigrams('日'), 'a one-character run is its unigram');
+    assert.deepEqual(encoder.encodeQuery('ｺﾝﾋﾟｭｰﾀ').indices, encoder.encodeQuery('コンピュータ').indices, 'NFKC folds half-width katakana first');
+    assert.deepEqual(encoder.encodeQuery('𠀀𠀁𠀂').indices, bigrams('𠀀𠀁', '𠀁𠀂'), 'astral Han characters are whole characters');
+  });
+
+  test('CJK next to other scripts: the CJK run is bigrammed, the rest analysed as before', () => {
+    const bigrams = (...terms: string[]): number[] => [...new Set(terms.map(fnv1a32))].sort((a, b) => a - b);
+    assert.deepEqual(encoder.encodeQuery('running用アプリ').indices, bigrams(stemmer('running'), '用ア', 'アプ', 'プリ'));
+    assert.deepEqual(encoder.encodeQuery('東京2020年').indices, bigrams('東京', '2020', '年'));
+    // The document length counts bigrams: four here (日本 本語 語で です), weighed like four distinct words.
+    assert.deepEqual(encoder.encodeDocument('日本語です').values, encoder.encodeDocument('alpha beta gamma delta').values);
+    assert.notDeepEqual(encoder.encodeDocument('日本語です').values, encoder.encodeDocument('alpha beta gamma delta epsilon').values.slice(0, 4));
+  });
+
+  test('non-CJK text is tokenised exactly as before (words, NFKC, stop words, Porter stems of ASCII words)', () => {
+    const before = (text: string): number[] => {
+      const words = text.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}][\p{L}\p{M}\p{N}]*/gu) ?? [];
+      const terms = words.filter((word) => !ENGLISH_STOP_WORDS.has(word)).map((word) => (/^[a-z]+$/.test(word) ? stemmer(word) : word));
+      return [...new Set(terms.map(fnv1a32))].sort((a, b) => a - b);
+    };
+    for (const text of [
+      'The ﬁrst trials of COVID-19 vaccines, e.g. in the U.K. (2021).',
+      'Ein Übergrößenträger läuft schnell; café crème à 3,50 €.',
+      'русский язык и ελληνικά γράμματα, हिन्दी भाषा, العربية',
+      'ＦＵＬＬ－ＷＩＤＴＨ ｌｅｔｔｅｒｓ ａｎｄ ① ② digits',
+    ]) {
+      assert.deepEqual(encoder.encodeQuery(text).indices, before(text), text);
+    }
   });
 
   test('indices are sorted, unique u32 values, even for repeated and colliding terms', () => {

@@ -78,7 +78,9 @@ describe('chunkDocument', () => {
 
   test('a short document is one chunk with its metadata', () => {
     const chunks = chunkDocument(doc({ text: '  Hello, world.\n', page: 3, title: 'Greeting' }), { maxTokens: 100, overlapTokens: 20 }, counter);
-    assert.deepEqual(chunks, [{ index: 0, text: 'Hello, world.', charStart: 2, charEnd: 15, tokenCount: 4, pageStart: 3, pageEnd: 3, title: 'Greeting' }]);
+    assert.deepEqual(chunks, [
+      { index: 0, text: 'Hello, world.', charStart: 2, charEnd: 15, tokenCount: 4, pageStart: 3, pageEnd: 3, pageBreaks: [{ char: 0, page: 3 }], title: 'Greeting' },
+    ]);
   });
 
   test('long prose: sizes within maxTokens, exact offsets, overlap on every boundary', () => {
@@ -136,6 +138,9 @@ describe('chunkDocument', () => {
       assert.equal(chunk.pageStart, pageAt(chunk.charStart), `chunk ${chunk.index} pageStart`);
       assert.equal(chunk.pageEnd, pageAt(chunk.charEnd - 1), `chunk ${chunk.index} pageEnd`);
       assert.equal(chunk.title, undefined);
+      // One break per page the chunk covers, at that page's first character in the document.
+      const pages = Array.from({ length: chunk.pageEnd! - chunk.pageStart! + 1 }, (_, i) => chunk.pageStart! + i);
+      assert.deepEqual(chunk.pageBreaks, pages.map((page) => ({ char: starts[page - 1]!, page })), `chunk ${chunk.index} pageBreaks`);
     }
     assert.ok(chunks.some((chunk) => chunk.pageStart !== chunk.pageEnd), 'some chunk spans two pages');
   });

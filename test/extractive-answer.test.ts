@@ -7,7 +7,7 @@ import {
   NO_KNOWLEDGE_BASE_ANSWER,
   NOT_FOUND_ANSWER,
 } from '../src/models/extractive-answer.ts';
-import { splitSentences } from '../src/models/sentences.ts';
+import { sentenceSpans, splitSentences } from '../src/models/sentences.ts';
 import { Bm25Encoder } from '../src/vectors/bm25-encoder.ts';
 
 /** A small shop knowledge base: the refund answer is in source 2, distractors around it. */
@@ -28,6 +28,7 @@ describe('extractiveAnswer', () => {
     assert.deepEqual(answer, {
       content: 'To request a refund, contact support with your order number. [2]',
       cited: [2],
+      quotes: [{ source: 2, start: SHOP[1]!.text.indexOf('To request') }],
       found: true,
     });
   });
@@ -72,13 +73,13 @@ describe('extractiveAnswer', () => {
   });
 
   test('an unrelated question gets the plain not-found answer', () => {
-    assert.deepEqual(extractiveAnswer('What is the weather in Paris today?', SHOP), { content: NOT_FOUND_ANSWER, cited: [], found: false });
+    assert.deepEqual(extractiveAnswer('What is the weather in Paris today?', SHOP), { content: NOT_FOUND_ANSWER, cited: [], quotes: [], found: false });
   });
 
   test('a question made only of stop words and question words matches nothing', () => {
     const sources: ExtractiveSource[] = [{ index: 1, text: 'It is that simple, and that is it. What do you know? How can we help you?' }];
     for (const question of ['Is it that?', 'What do you know?', 'Can you tell me what it is?']) {
-      assert.deepEqual(extractiveAnswer(question, sources), { content: NOT_FOUND_ANSWER, cited: [], found: false }, question);
+      assert.deepEqual(extractiveAnswer(question, sources), { content: NOT_FOUND_ANSWER, cited: [], quotes: [], found: false }, question);
     }
   });
 
@@ -115,6 +116,24 @@ describe('extractiveAnswer', () => {
   test('headings and fragments of fewer than three words are not quoted', () => {
     const sources: ExtractiveSource[] = [{ index: 1, text: 'Refund deadline\n\nThe refund deadline is 30 days after delivery.' }];
     assert.equal(extractiveAnswer('What is the refund deadline?', sources).content, 'The refund deadline is 30 days after delivery. [1]');
+  });
+
+  test('a Markdown heading is not glued to the first sentence under it (setext, bold line, the chunk title)', () => {
+    const question = 'How long does the refund policy give customers?';
+    const setext = [{ index: 1, text: 'Refund policy for customers\n---------------------------\nThe refund policy gives customers 30 days.' }];
+    assert.equal(extractiveAnswer(question, setext).content, 'The refund policy gives customers 30 days. [1]');
+    const bold = [{ index: 1, text: '**Refund policy for customers**\nThe refund policy gives customers 30 days.' }];
+    assert.equal(extractiveAnswer(question, bold).content, 'The refund policy gives customers 30 days. [1]');
+    // HTML and DOCX sections start with their heading's text on a line of its own; the chunk's title names it.
+    const titled = [{ index: 1, title: 'Refund policy for customers', text: 'Refund policy for customers\nThe refund policy gives customers 30 days.' }];
+    assert.equal(extractiveAnswer(question, titled).content, 'The refund policy gives customers 30 days. [1]');
+  });
+
+  test('reports where each quoted sentence starts in its source, through wrapped lines and markers', () => {
+    const text = 'Intro line here.\n\n- Refunds  are processed\n  within five days. Refunds need a receipt.';
+    const answer = extractiveAnswer('How are refunds processed?', [{ index: 4, text }]);
+    assert.equal(answer.content, 'Refunds are processed within five days. [4]');
+    assert.deepEqual(answer.quotes, [{ source: 4, start: text.indexOf('Refunds  are') }]);
   });
 
   test('the same sentence in overlapping chunks is quoted once, from the first source', () => {
@@ -187,6 +206,20 @@ describe('splitSentences', () => {
       'It was sold in the U.S.',
       'Later, elsewhere.',
     ]);
+  });
+
+  test('sentenceSpans gives each sentence with its offset in the original text', () => {
+    const text = '  First one.\tSecond\n  one wraps.\n\n## Head\n3) Third one…  Fourth.';
+    const spans = sentenceSpans(text);
+    assert.deepEqual(spans.map((span) => span.text), ['First one.', 'Second one wraps.', 'Third one…', 'Fourth.']);
+    assert.deepEqual(spans.map((span) => span.start), [2, text.indexOf('Second'), text.indexOf('Third'), text.indexOf('Fourth')]);
+    const long = sentenceSpans('word '.repeat(100), { maxChars: 50 });
+    for (const span of long) assert.equal('word '.repeat(100).slice(span.start, span.start + span.text.length), span.text);
+  });
+
+  test('rules and setext underlines separate blocks; a setext underline drops its heading line', () => {
+    assert.deepEqual(splitSentences('Title here\n=====\nBody text follows here.\n***\nMore text.'), ['Body text follows here.', 'More text.']);
+    assert.deepEqual(splitSentences('**Note:** read this first.\n_Italic sentence ends here._'), ['**Note:** read this first.', '_Italic sentence ends here._']);
   });
 
   test('?, !, closing quotes and CJK punctuation end sentences', () => {

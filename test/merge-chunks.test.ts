@@ -24,4 +24,15 @@ describe('mergeChunks', () => {
     const merged = mergeChunks([chunk('a', 'f', 0, 17, 0.9), chunk('d', 'f', 38, 54, 0.6), copy]);
     assert.deepEqual(merged.map((c) => c.chunkId), ['a', 'd']);
   });
+
+  it('keeps both chunks\' page breaks when stitching, so a sentence in either keeps its page', () => {
+    const a = { ...chunk('a', 'f', 0, 37, 0.5), pageStart: 1, pageEnd: 2, pageBreaks: [{ char: 0, page: 1 }, { char: 18, page: 2 }] };
+    const b = { ...chunk('b', 'f', 18, 54, 0.9), pageStart: 2, pageEnd: 3, pageBreaks: [{ char: 18, page: 2 }, { char: 38, page: 3 }] };
+    const [merged] = mergeChunks([b, a]);
+    assert.deepEqual([merged!.pageStart, merged!.pageEnd], [1, 3]);
+    assert.deepEqual(merged!.pageBreaks, [{ char: 0, page: 1 }, { char: 18, page: 2 }, { char: 38, page: 3 }]);
+    // A chunk stored before page breaks existed leaves the passage without them (its page is then page_start).
+    const legacy = { ...chunk('c', 'f', 18, 54, 0.9), pageStart: 2, pageEnd: 3 };
+    assert.equal(mergeChunks([legacy, a])[0]!.pageBreaks, undefined);
+  });
 });

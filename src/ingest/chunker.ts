@@ -7,7 +7,7 @@
  * title (the pages of a PDF, the records of a CSV) are packed together; a new title starts a new chunk.
  */
 import { InvalidRequestError } from '../errors.ts';
-import type { Chunk, DocumentSection, ParsedDocument } from './document.ts';
+import type { Chunk, DocumentSection, PageBreak, ParsedDocument } from './document.ts';
 import { splitByTokens, type TokenCounter } from './token-counter.ts';
 
 export interface ChunkingOptions {
@@ -73,6 +73,7 @@ class Packer {
   private sectionOf: number[] = [];
   /** prefix[i] = tokens of atoms 0..i-1, so the tokens of any span cost O(1). */
   private prefix: number[] = [0];
+  private sectionStarts: number[] = [];
 
   constructor(
     private readonly text: string,
@@ -91,6 +92,7 @@ class Packer {
     this.boundaries = [];
     this.sectionOf = [];
     this.prefix = [0];
+    this.sectionStarts = sectionStarts;
     for (let section = firstSection; section < endSection; section++) {
       const start = sectionStarts[section] ?? 0;
       this.collectAtoms(section, start, start + (this.sections[section]?.text.length ?? 0));
@@ -204,14 +206,17 @@ class Packer {
     };
     let pageStart: number | undefined;
     let pageEnd: number | undefined;
+    const pageBreaks: PageBreak[] = [];
     for (let section = this.sectionOf[first] ?? 0; section <= (this.sectionOf[cut - 1] ?? 0); section++) {
       const page = this.sections[section]?.page;
       if (page === undefined) continue;
       pageStart = Math.min(pageStart ?? page, page);
       pageEnd = Math.max(pageEnd ?? page, page);
+      if (pageBreaks.at(-1)?.page !== page) pageBreaks.push({ char: this.sectionStarts[section] ?? 0, page });
     }
     if (pageStart !== undefined) chunk.pageStart = pageStart;
     if (pageEnd !== undefined) chunk.pageEnd = pageEnd;
+    if (pageBreaks.length > 0) chunk.pageBreaks = pageBreaks;
     const title = this.sections[this.sectionOf[first] ?? 0]?.title;
     if (title !== undefined) chunk.title = title;
     this.out.push(chunk);

@@ -15,6 +15,12 @@ export interface ParsedDocument {
   sections: DocumentSection[];
 }
 
+/** Page `page` begins at offset `char` of the document's full text (it may begin before the chunk does). */
+export interface PageBreak {
+  char: number;
+  page: number;
+}
+
 /** One piece of a document, sized for the embedding model, with enough metadata to cite it. */
 export interface Chunk {
   /** 0-based position in the file. */
@@ -22,6 +28,8 @@ export interface Chunk {
   text: string;
   pageStart?: number;
   pageEnd?: number;
+  /** Where each page in the chunk begins (document offsets, ascending), to cite the page of a sentence within it. */
+  pageBreaks?: PageBreak[];
   title?: string;
   /** Character offsets into the document's full text (sections joined with "\n\n"). */
   charStart: number;

@@ -163,6 +163,7 @@ export class IngestPipeline {
           text: chunk.text,
           page_start: chunk.pageStart,
           page_end: chunk.pageEnd,
+          page_breaks: chunk.pageBreaks,
           title: chunk.title,
           char_start: chunk.charStart,
           char_end: chunk.charEnd,

@@ -17,20 +17,29 @@
  */
 import { stemmer } from 'stemmer';
 import { ENGLISH_STOP_WORDS } from '../vectors/stop-words.ts';
-import { DEFAULT_MAX_SENTENCE_CHARS, splitSentences } from './sentences.ts';
+import { DEFAULT_MAX_SENTENCE_CHARS, sentenceSpans } from './sentences.ts';
 
 export interface ExtractiveSource {
   /** The source's number, as cited: `[index]`. */
   index: number;
   text: string;
   filename?: string;
-  page?: number;
+  /** The section heading the text falls under (a chunk's title): a line repeating it is not quoted. */
+  title?: string;
+}
+
+/** Where a quoted sentence came from: its source's number and its offset in that source's text. */
+export interface Quote {
+  source: number;
+  start: number;
 }
 
 export interface ExtractiveAnswer {
   content: string;
   /** Distinct source numbers quoted in `content`, ascending. */
   cited: number[];
+  /** The quoted sentences, in the order `content` quotes them. */
+  quotes: Quote[];
   found: boolean;
 }
 
@@ -87,6 +96,8 @@ interface Candidate {
   /** Order across all sources, as given: the last tie-break. */
   order: number;
   text: string;
+  /** Offset of the sentence in its source's text. */
+  start: number;
   /** Ids of the question terms the sentence contains. */
   matched: number[];
   score: number;
@@ -111,9 +122,9 @@ export function extractiveAnswer(question: string, sources: ExtractiveSource[], 
   for (const source of sources) {
     const budget = MAX_SENTENCES - considered;
     if (budget <= 0) break;
-    const sentences = splitSentences(source.text, { maxSentences: budget, maxChars: DEFAULT_MAX_SENTENCE_CHARS });
+    const sentences = sentenceSpans(source.text, { maxSentences: budget, maxChars: DEFAULT_MAX_SENTENCE_CHARS, heading: source.title });
     considered += sentences.length;
-    for (const text of sentences) {
+    for (const { text, start } of sentences) {
       const sentenceWords = words(text);
       if (sentenceWords.length < MIN_WORDS) continue;
       sentenceCount++;
@@ -125,7 +136,7 @@ export function extractiveAnswer(question: string, sources: ExtractiveSource[], 
       }
       for (const id of matched) df[id] = (df[id] ?? 0) + 1;
       const order = candidates.length;
-      if (matched.size > 0) candidates.push({ source: source.index, order, text, matched: [...matched].sort((a, b) => a - b), score: 0 });
+      if (matched.size > 0) candidates.push({ source: source.index, order, text, start, matched: [...matched].sort((a, b) => a - b), score: 0 });
     }
   }
 
@@ -154,12 +165,13 @@ export function extractiveAnswer(question: string, sources: ExtractiveSource[], 
   return {
     content: chosen.map((candidate) => `${candidate.text} [${candidate.source}]`).join(' '),
     cited: [...new Set(chosen.map((candidate) => candidate.source))].sort((a, b) => a - b),
+    quotes: chosen.map((candidate) => ({ source: candidate.source, start: candidate.start })),
     found: true,
   };
 }
 
 function notFound(): ExtractiveAnswer {
-  return { content: NOT_FOUND_ANSWER, cited: [], found: false };
+  return { content: NOT_FOUND_ANSWER, cited: [], quotes: [], found: false };
 }
 
 /** The text's words, lowercased after NFKC (which folds ligatures and full-width forms), as BM25 reads them. */

@@ -3,16 +3,22 @@
  * sentence. Deliberately simple rules, in two steps:
  *
  * 1. Blocks. A blank line ends a block, and so does a line that starts a list item ("- ", "* ",
- *    "• ", "1. ", "2) ", "a) "); the marker itself is dropped. Markdown headings ("# Refunds") are
- *    dropped too: they label a section and are no answer to quote. Any other line break is a
- *    wrapped line (PDF text is full of them) and reads as a space, so a sentence that spans lines
- *    stays whole; a plain-text heading line is therefore read as the start of the next sentence.
+ *    "• ", "1. ", "2) ", "a) "); the marker itself is dropped. Headings are dropped too, since they
+ *    label a section and are no answer to quote: Markdown's "# Refunds", a setext heading (the line
+ *    above "===" or "---"), a line that is all bold or italics ("**Refunds**"), and a line reading
+ *    exactly the section's heading (`heading`: HTML and DOCX sections start with it). Rules ("---",
+ *    "***") separate blocks. Any other line break is a wrapped line (PDF text is full of them) and
+ *    reads as a space, so a sentence that spans lines stays whole; a plain-text heading line that is
+ *    none of the above is therefore still read as the start of the next sentence.
  * 2. Sentences. Within a block, `.`, `!`, `?` or `…` (with any closing quotes or brackets) followed
  *    by a space ends a sentence, unless the next word starts with a lowercase letter ("3.5 p.m. on
  *    Monday", "e.g. the"), the word before a `.` is a known abbreviation ("Dr.", "e.g.", "vs."),
  *    an abbreviation that precedes a number and does here ("No. 5", "Fig. 2", "Jan. 3"), or a
  *    single capital letter (the initial in "J. Smith"). Decimals ("3.5") and dotted acronyms
  *    ("U.S.") never have a space after their inner dots, so they never split. `。！？` always end.
+ *
+ * Each sentence comes with its offset in the original text (`sentenceSpans`), so a quote can be
+ * placed on its PDF page.
  *
  * Work is linear in the text (a hand-written scan: regexes over runs of dots backtrack
  * quadratically) and bounded: at most `maxSentences` sentences, each at most `maxChars` long (a
@@ -39,54 +45,134 @@ const CAPITAL_LETTER = /^\p{Lu}$/u;
 const DIGIT = /[0-9]/;
 const LEADING_PUNCTUATION = /^[^\p{L}\p{N}]+/u;
 const LOW_SURROGATE = /[\uDC00-\uDFFF]/;
+const WHITESPACE = /\s/;
+/** A Markdown rule (---, ***, ===, ___) or a similar separator line. */
+const RULE = /^[-=_*~+•—–\s]{2,}$/;
+/** Setext heading underline: the line above is a heading. */
+const SETEXT_UNDERLINE = /^(?:=+|-+)$/;
+/** A whole line in bold or italics ("**Returns**", "__Note:__"): a heading in all but name. */
+const EMPHASIS_LINE = /^(\*\*|__|\*|_)(?=\S)(.+?)\1$/;
 
 export interface SplitOptions {
   /** Stop after this many sentences (default 2,000). */
   maxSentences?: number;
   /** Cut longer sentences at spaces into pieces of at most this many characters (default 500). */
   maxChars?: number;
+  /** The section's heading (a chunk's title): a line that reads exactly this labels the text and is dropped. */
+  heading?: string;
+}
+
+/** A sentence as quoted (whitespace collapsed) and where it starts in the text it came from. */
+export interface SentenceSpan {
+  text: string;
+  /** Offset in the original text of the sentence's first character. */
+  start: number;
 }
 
 export const DEFAULT_MAX_SENTENCES = 2_000;
 export const DEFAULT_MAX_SENTENCE_CHARS = 500;
 
 export function splitSentences(text: string, options: SplitOptions = {}): string[] {
+  return sentenceSpans(text, options).map((sentence) => sentence.text);
+}
+
+export function sentenceSpans(text: string, options: SplitOptions = {}): SentenceSpan[] {
   const limit = Math.max(1, Math.floor(options.maxSentences ?? DEFAULT_MAX_SENTENCES));
   const maxChars = Math.max(20, Math.floor(options.maxChars ?? DEFAULT_MAX_SENTENCE_CHARS));
-  const out: string[] = [];
-  let block: string[] = [];
+  const heading = options.heading === undefined ? undefined : collapse(options.heading);
+  const out: SentenceSpan[] = [];
+  let block: Line[] = [];
   const flush = (): void => {
-    if (block.length > 0 && out.length < limit) splitBlock(block.join(' '), out, limit, maxChars);
+    if (block.length > 0 && out.length < limit) splitBlock(joinLines(block), out, limit, maxChars);
     block = [];
   };
   const bounded = text.length > limit * maxChars * 2 ? text.slice(0, limit * maxChars * 2) : text;
+  let offset = 0; // of the current raw line in `text`
   for (const raw of bounded.split('\n')) {
+    const lineStart = offset;
+    offset += raw.length + 1;
     if (out.length >= limit) break;
     const line = raw.trim();
+    const start = lineStart + (raw.length - raw.trimStart().length);
     if (line === '') {
+      flush();
+      continue;
+    }
+    if (isHeading(line, heading)) {
+      flush();
+      continue;
+    }
+    if (RULE.test(line)) {
+      // A setext underline makes the one line above it a heading; any other rule just separates.
+      if (SETEXT_UNDERLINE.test(line) && block.length === 1) block = [];
       flush();
       continue;
     }
     const marker = LINE_MARKER.exec(line);
     if (!marker) {
-      block.push(line);
+      block.push({ text: line, start });
       continue;
     }
     flush();
-    if (!marker[0].startsWith('#')) block.push(line.slice(marker[0].length));
+    if (!marker[0].startsWith('#')) block.push({ text: line.slice(marker[0].length), start: start + marker[0].length });
   }
   flush();
   return out;
 }
 
+interface Line {
+  text: string;
+  start: number;
+}
+
+/** A block's lines joined by spaces, whitespace runs collapsed, with each character's offset in the original text. */
+interface Block {
+  text: string;
+  origin: number[];
+}
+
+function joinLines(lines: Line[]): Block {
+  let text = '';
+  const origin: number[] = [];
+  for (const line of lines) {
+    if (text !== '') {
+      text += ' ';
+      origin.push(line.start);
+    }
+    for (let i = 0; i < line.text.length; i++) {
+      const c = line.text[i] ?? '';
+      if (WHITESPACE.test(c)) {
+        if (text.endsWith(' ')) continue;
+        text += ' ';
+      } else {
+        text += c;
+      }
+      origin.push(line.start + i);
+    }
+  }
+  return { text, origin };
+}
+
+/** A label rather than a sentence: the section's own heading, or a line that is all emphasis ("**Returns**"). */
+function isHeading(line: string, heading: string | undefined): boolean {
+  if (heading !== undefined && heading !== '' && collapse(line) === heading) return true;
+  const emphasis = EMPHASIS_LINE.exec(line);
+  return emphasis !== null && !TERMINALS.has((emphasis[2] ?? '').trimEnd().slice(-1));
+}
+
+function collapse(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
 /** Splits one block (line breaks already spaces) into sentences, appending to `out`. */
-function splitBlock(raw: string, out: string[], limit: number, maxChars: number): void {
-  const s = raw.replace(/\s+/g, ' ').trim();
+function splitBlock(block: Block, out: SentenceSpan[], limit: number, maxChars: number): void {
+  const s = block.text;
+  const emit = (from: number, to: number): void => push(s, from, to, block.origin, out, limit, maxChars);
   let start = 0;
   for (let i = 0; i < s.length && out.length < limit; i++) {
     const c = s[i] ?? '';
     if (CJK_TERMINALS.has(c)) {
-      push(s.slice(start, i + 1), out, limit, maxChars);
+      emit(start, i + 1);
       start = i + 1;
       continue;
     }
@@ -94,12 +180,12 @@ function splitBlock(raw: string, out: string[], limit: number, maxChars: number)
     let end = i + 1; // past the run of terminators and closing quotes/brackets
     while (end < s.length && (TERMINALS.has(s[end] ?? '') || CLOSERS.has(s[end] ?? ''))) end++;
     if (s[end] === ' ' && endsSentence(s, i, s[end + 1] ?? '')) {
-      push(s.slice(start, end), out, limit, maxChars);
+      emit(start, end);
       start = end + 1;
     }
     i = end - 1;
   }
-  if (start < s.length) push(s.slice(start), out, limit, maxChars);
+  if (start < s.length) emit(start, s.length);
 }
 
 /** Whether the terminator at `i`, followed by a space and then `next`, ends a sentence. */
@@ -115,18 +201,22 @@ function endsSentence(s: string, i: number, next: string): boolean {
   return !CAPITAL_LETTER.test(word);
 }
 
-/** Appends a sentence, cutting one longer than `maxChars` at spaces (or hard, if it has none). */
-function push(sentence: string, out: string[], limit: number, maxChars: number): void {
-  let rest = sentence.trim();
-  while (rest.length > 0 && out.length < limit) {
-    if (rest.length <= maxChars) {
-      out.push(rest);
+/** Appends the sentence s[from, to), cutting one longer than `maxChars` at spaces (or hard, if it has none). */
+function push(s: string, from: number, to: number, origin: number[], out: SentenceSpan[], limit: number, maxChars: number): void {
+  while (from < to && s[from] === ' ') from++;
+  while (to > from && s[to - 1] === ' ') to--;
+  while (from < to && out.length < limit) {
+    if (to - from <= maxChars) {
+      out.push({ text: s.slice(from, to), start: origin[from] ?? 0 });
       return;
     }
-    const space = rest.lastIndexOf(' ', maxChars);
-    let cut = space > maxChars / 2 ? space : maxChars;
-    if (LOW_SURROGATE.test(rest[cut] ?? '')) cut--; // never cut an emoji (or other astral character) in half
-    out.push(rest.slice(0, cut).trim());
-    rest = rest.slice(cut).trim();
+    const space = s.lastIndexOf(' ', from + maxChars);
+    let cut = space > from + maxChars / 2 ? space : from + maxChars;
+    if (LOW_SURROGATE.test(s[cut] ?? '')) cut--; // never cut an emoji (or other astral character) in half
+    let pieceEnd = cut;
+    while (pieceEnd > from && s[pieceEnd - 1] === ' ') pieceEnd--;
+    out.push({ text: s.slice(from, pieceEnd), start: origin[from] ?? 0 });
+    from = cut;
+    while (from < to && s[from] === ' ') from++;
   }
 }

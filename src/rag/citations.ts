@@ -1,5 +1,7 @@
 /** The `citations` Cairn adds to a grounded answer, and the `url_citation` annotations for the [n] it uses. */
+import type { Quote } from '../models/extractive-answer.ts';
 import type { Source } from './context.ts';
+import type { RetrievedChunk } from './retriever.ts';
 
 export interface Citation {
   index: number;
@@ -9,7 +11,11 @@ export interface Citation {
   chunk_id: string;
   score: number;
   text: string;
+  /** The page of the quoted sentence when the answer quotes one (extractive), else page_start. */
   page: number | null;
+  /** First and last page the passage covers (PDF); null for formats without pages. */
+  page_start: number | null;
+  page_end: number | null;
   attributes: Record<string, string | number | boolean>;
 }
 
@@ -22,18 +28,39 @@ export interface UrlCitationAnnotation {
   url_citation: { url: string; title: string; start_index: number; end_index: number };
 }
 
-export function citationsOf(sources: Source[]): Citation[] {
-  return sources.map(({ index, chunk }) => ({
-    index,
-    knowledge_base_id: chunk.knowledgeBaseId,
-    file_id: chunk.fileId,
-    filename: chunk.filename,
-    chunk_id: chunk.chunkId,
-    score: chunk.score,
-    text: chunk.text,
-    page: chunk.pageStart ?? null,
-    attributes: chunk.attributes,
-  }));
+/** `quotes`: sentences the answer quotes (extractive); a source's `page` is then that of its first quoted sentence. */
+export function citationsOf(sources: Source[], quotes: readonly Quote[] = []): Citation[] {
+  return sources.map(({ index, chunk }) => {
+    const quote = quotes.find((candidate) => candidate.source === index);
+    const pageStart = chunk.pageStart ?? null;
+    return {
+      index,
+      knowledge_base_id: chunk.knowledgeBaseId,
+      file_id: chunk.fileId,
+      filename: chunk.filename,
+      chunk_id: chunk.chunkId,
+      score: chunk.score,
+      text: chunk.text,
+      page: quote === undefined ? pageStart : pageAt(chunk, quote.start),
+      page_start: pageStart,
+      page_end: chunk.pageEnd ?? pageStart,
+      attributes: chunk.attributes,
+    };
+  });
+}
+
+/**
+ * The page of the text at `offset` in the chunk's text: the last page break at or before it. A
+ * chunk stored before page breaks were recorded can only say its first page.
+ */
+export function pageAt(chunk: Pick<RetrievedChunk, 'charStart' | 'pageStart' | 'pageBreaks'>, offset: number): number | null {
+  if (chunk.pageStart === undefined) return null;
+  let page = chunk.pageStart;
+  for (const pageBreak of chunk.pageBreaks ?? []) {
+    if (pageBreak.char > chunk.charStart + offset) break;
+    page = pageBreak.page;
+  }
+  return page;
 }
 
 /**

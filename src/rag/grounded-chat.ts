@@ -10,7 +10,7 @@ import { proxyToModel, type ResponseDecorator } from '../api/upstream-relay.ts';
 import { NotFoundError } from '../errors.ts';
 import { context } from '../http/context.ts';
 import type { TokenCounter } from '../ingest/token-counter.ts';
-import { EXTRACTIVE_MODEL, respondExtractively } from '../models/extractive-model.ts';
+import { answerFor, EXTRACTIVE_MODEL, respondExtractively } from '../models/extractive-model.ts';
 import type { ModelRegistry } from '../models/model-registry.ts';
 import type { ModelRouter } from '../models/model-router.ts';
 import { lastUserText, messageText, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
@@ -105,17 +105,23 @@ export class GroundedChat {
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.min(1024, Math.floor(contextWindow / 4));
     const targets = { queries, kbs };
     const sources = queries.length > 0 ? await this.retrieve(res, projectId, body, targets, extractive, contextWindow, promptTokens, maxTokens, counter) : [];
-    const citations = citationsOf(sources);
 
     if (extractive) {
+      const answer = answerFor(
+        queries.length > 0 ? lastUserText(body.messages) : '',
+        queries.length > 0 ? sources.map(({ index, chunk }) => ({ index, text: chunk.text, title: chunk.title })) : undefined,
+      );
+      // An answer that found nothing cites nothing; quoted sentences give their own pages.
+      const citations = answer.found ? citationsOf(sources, answer.quotes) : [];
       const injectedTokens = sources.reduce((sum, source) => sum + counter.count(source.chunk.text), 0);
       const usage = await respondExtractively(res, {
-        question: queries.length > 0 ? lastUserText(body.messages) : '',
-        sources: queries.length > 0 ? sources.map((source) => ({ index: source.index, text: source.chunk.text })) : undefined,
+        content: answer.content,
+        n: body.n ?? 1,
+        maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         stream: body.stream === true,
         includeUsage: body.stream_options?.include_usage === true,
         promptTokens: promptTokens + injectedTokens,
-        countTokens: (text) => counter.count(text),
+        counter,
         extras: queries.length > 0 ? { citations } : {},
         annotate: (content) => annotationsFor(content, citations, filesUrl),
       });
@@ -124,6 +130,7 @@ export class GroundedChat {
       ctx.usage = usage;
       return;
     }
+    const citations = citationsOf(sources);
     const forwarded = withoutExtensions(body);
     const messages = queries.length > 0 ? injectSources(body.messages, sourcesSystemMessage(sources)) : body.messages;
     await proxyToModel(models, res, '/chat/completions', { ...forwarded, messages }, queries.length > 0 ? citingDecorator(citations, filesUrl) : undefined);

@@ -4,6 +4,7 @@
  * prompt budget and splits citations, so overlapping chunks of a file are stitched into one
  * passage and exact duplicates (after whitespace and case folding) are dropped.
  */
+import type { PageBreak } from '../ingest/document.ts';
 import type { RetrievedChunk } from './retriever.ts';
 
 function sameFile(a: RetrievedChunk, b: RetrievedChunk): boolean {
@@ -26,7 +27,16 @@ function stitch(a: RetrievedChunk, b: RetrievedChunk): RetrievedChunk {
     charEnd: Math.max(first.charEnd, second.charEnd),
     pageStart: first.pageStart ?? second.pageStart,
     pageEnd: second.pageEnd ?? first.pageEnd,
+    pageBreaks: mergedBreaks(first, second),
   };
+}
+
+/** Both chunks' page breaks, in order; undefined unless both have them (a chunk stored before they existed). */
+function mergedBreaks(first: RetrievedChunk, second: RetrievedChunk): PageBreak[] | undefined {
+  if (!first.pageBreaks || !second.pageBreaks) return undefined;
+  const byChar = new Map<number, PageBreak>();
+  for (const pageBreak of [...first.pageBreaks, ...second.pageBreaks]) byChar.set(pageBreak.char, pageBreak);
+  return [...byChar.values()].sort((a, b) => a.char - b.char);
 }
 
 const normalised = (text: string): string => text.replace(/\s+/g, ' ').trim().toLowerCase();

@@ -5,6 +5,7 @@
  * The search endpoint and grounded chat both call this.
  */
 import type { EmbeddingModels } from '../embeddings/embedding-models.ts';
+import type { PageBreak } from '../ingest/document.ts';
 import { collectionOf, type KnowledgeBaseService, LEXICAL_ONLY } from '../knowledge/knowledge-base-service.ts';
 import type { Attributes } from '../store/kb-files.ts';
 import type { SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
@@ -38,6 +39,8 @@ export interface RetrievedChunk {
   text: string;
   pageStart?: number;
   pageEnd?: number;
+  /** Where each page begins, in document offsets like charStart (see Chunk.pageBreaks). */
+  pageBreaks?: PageBreak[];
   title?: string;
   chunkIndex: number;
   /** Character range in the file's text, used to stitch overlapping neighbours. */
@@ -109,6 +112,7 @@ export class Retriever {
             text: hit.payload.text,
             pageStart: hit.payload.page_start ?? undefined,
             pageEnd: hit.payload.page_end ?? undefined,
+            pageBreaks: hit.payload.page_breaks ?? undefined,
             title: hit.payload.title ?? undefined,
             chunkIndex: hit.payload.chunk_index,
             charStart: hit.payload.char_start,

@@ -2,7 +2,10 @@
  * BM25 as a sparse vector. Each term gets the BM25 term-frequency weight in the document vector;
  * Qdrant multiplies by the term's IDF at query time (`modifier: "idf"` on the sparse vector), so
  * IDF always reflects the collection as it is now, and the query vector is just the query's terms.
- * Analysis mirrors Lucene's EnglishAnalyzer (lowercase, English stop words, Porter stemmer).
+ * Analysis mirrors Lucene's EnglishAnalyzer (lowercase, English stop words, Porter stemmer), and
+ * its CJKBigramFilter for Chinese, Japanese and Korean: those scripts have no spaces between words,
+ * so a run of Han, Hiragana, Katakana or Hangul becomes its overlapping character bigrams
+ * (量子コンピュータ → 量子 子コ コン … ータ), and a word inside a longer run shares its bigrams.
  */
 import { stemmer } from 'stemmer';
 import { ENGLISH_STOP_WORDS } from './stop-words.ts';
@@ -37,6 +40,13 @@ export const DEFAULT_AVG_DOC_LENGTH = 150;
 /** Letters or digits (any script), then letters, combining marks (Devanagari vowel signs…) and digits. */
 const TERM_PATTERN = /[\p{L}\p{N}][\p{L}\p{M}\p{N}]*/gu;
 const ASCII_LETTERS = /^[a-z]+$/;
+/**
+ * A character of a CJK script. Script_Extensions, so that marks shared by Hiragana and Katakana
+ * (the prolonged sound mark ー, the voicing marks) stay inside their run, as in Lucene's tokenizer.
+ */
+const CJK_CHAR = /[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Hangul}]/u;
+/** Splits a term into its CJK runs and the rest (capturing, so `split` keeps the runs). */
+const CJK_RUNS = /([\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Hangul}]+)/u;
 const NON_ASCII = /[\u0080-\uffff]/;
 const STOP_WORD = -1;
 const utf8 = new TextEncoder();
@@ -106,7 +116,23 @@ export class Bm25Encoder {
     const normalised = text.normalize('NFKC').toLowerCase();
     TERM_PATTERN.lastIndex = 0;
     for (let match = TERM_PATTERN.exec(normalised); match; match = TERM_PATTERN.exec(normalised)) {
-      length += this.add(match[0]);
+      length += CJK_CHAR.test(match[0]) ? this.addMixed(match[0]) : this.add(match[0]);
+    }
+    return length;
+  }
+
+  /** A term with CJK characters: each CJK run as bigrams (a lone character as itself), the other parts as words. */
+  private addMixed(term: string): number {
+    let length = 0;
+    for (const part of term.split(CJK_RUNS)) {
+      if (part === '') continue;
+      if (!CJK_CHAR.test(part)) {
+        length += this.add(part);
+        continue;
+      }
+      const chars = Array.from(part); // code points: Han extension B and beyond are surrogate pairs
+      if (chars.length === 1) length += this.add(part);
+      for (let i = 0; i + 1 < chars.length; i++) length += this.add(chars[i]! + chars[i + 1]!);
     }
     return length;
   }

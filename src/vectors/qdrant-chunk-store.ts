@@ -5,6 +5,7 @@
 import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import { v5 as uuidv5 } from 'uuid';
 import { ServiceUnavailableError } from '../errors.ts';
+import type { PageBreak } from '../ingest/document.ts';
 import type { SparseVector } from './bm25-encoder.ts';
 import {
   attributePath, matchKeyword, scopeConditions, translateFilter, type AttributeValue, type OpenAIFilter, type QdrantFilter,
@@ -26,6 +27,8 @@ export interface ChunkPayload {
   text: string;
   page_start?: number;
   page_end?: number;
+  /** Where each page of the chunk begins (document offsets); absent on chunks stored before it was added. */
+  page_breaks?: PageBreak[];
   title?: string;
   char_start: number;
   char_end: number;
