@@ -79,6 +79,12 @@ const modelSchema = z.object({
   retries: retriesSchema.partial().optional(),
 });
 
+/** Truncation sizes of a Matryoshka embedding model: positive, distinct. */
+const truncationSizesSchema = z
+  .array(z.number().int().positive())
+  .min(1)
+  .refine((sizes) => new Set(sizes).size === sizes.length, { message: 'dimensions must not repeat' });
+
 const embeddingModelSchema = z.discriminatedUnion('provider', [
   z.object({
     id: z.string().min(1),
@@ -89,6 +95,9 @@ const embeddingModelSchema = z.discriminatedUnion('provider', [
     pooling: z.enum(['mean', 'cls']).optional(),
     normalize: z.boolean().optional(),
     max_batch_size: z.number().int().positive().default(32),
+    /** Sizes a request's `dimensions` may truncate to (Matryoshka-trained models); see `matryoshka` for any size. */
+    dimensions: truncationSizesSchema.optional(),
+    matryoshka: z.boolean().optional(),
   }),
   z.object({
     id: z.string().min(1),
@@ -99,8 +108,13 @@ const embeddingModelSchema = z.discriminatedUnion('provider', [
     dimensions: z.number().int().positive().optional(),
     max_batch_size: z.number().int().positive().default(64),
     max_concurrency: z.number().int().positive().default(4),
+    /** Here `dimensions` is what the upstream is asked for; `matryoshka: true` lets requests truncate further. */
+    matryoshka: z.boolean().optional(),
   }),
-]);
+]).refine((entry) => !(entry.matryoshka && Array.isArray(entry.dimensions)), {
+  message: 'set either a `dimensions` list or `matryoshka: true`, not both',
+  path: ['matryoshka'],
+});
 
 const modelFileSchema = z
   .object({
