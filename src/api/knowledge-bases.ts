@@ -35,6 +35,9 @@ export const attachRequest = z.looseObject({
   chunking_strategy: chunkingStrategySchema.optional(),
 });
 
+/** OpenAI's `vectorStores.files.update`: the attributes replace the file's (null clears them). */
+export const fileUpdateRequest = z.looseObject({ attributes: attributesSchema.nullable() });
+
 /** OpenAI's batch limit. */
 const MAX_BATCH_FILES = 2_000;
 
@@ -133,11 +136,25 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
       pollHint(res, file.status === 'in_progress');
       res.json(knowledgeBaseFileObject(file, flavor));
     })
+    .post(async (req, res) => {
+      const body = parseRequest(fileUpdateRequest, req.body);
+      const file = await service.updateFileAttributes(project(res), req.params.kbId!, req.params.fileId!, body.attributes ?? {});
+      res.json(knowledgeBaseFileObject(file, flavor));
+    })
     .delete(async (req, res) => {
       const file = await service.detach(project(res), req.params.kbId!, req.params.fileId!);
       res.json({ id: file.fileId, object: `${flavor.file}.deleted`, deleted: true });
     })
-    .all(methodNotAllowed(['GET', 'DELETE']));
+    .all(methodNotAllowed(['GET', 'POST', 'DELETE']));
+
+  router
+    .route('/:kbId/files/:fileId/content')
+    .get(async (req, res) => {
+      const parts = await service.fileText(project(res), req.params.kbId!, req.params.fileId!);
+      // OpenAI's shape: one page (the SDK's `Page`, no cursor) of text parts.
+      res.json({ object: flavor.contentPage, data: parts.map((text) => ({ type: 'text', text })), has_more: false, next_page: null });
+    })
+    .all(methodNotAllowed(['GET']));
 
   router
     .route('/:kbId/file_batches')

@@ -171,6 +171,14 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
       next_page: z.null(),
     })
     .meta({ id: `${prefix}SearchResultsPage` });
+  const contentPage = z
+    .object({
+      object: z.literal(flavor.contentPage),
+      data: z.array(z.object({ type: z.literal('text'), text: z.string() })),
+      has_more: z.literal(false),
+      next_page: z.null(),
+    })
+    .meta({ id: `${prefix}FileContentPage` });
   return {
     knowledgeBase,
     knowledgeBaseList: list(knowledgeBase).meta({ id: `${prefix}List` }),
@@ -180,6 +188,7 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
     fileDeleted: deleted(`${flavor.file}.deleted`, `${prefix}FileDeleted`),
     batch,
     searchPage,
+    contentPage,
   };
 }
 

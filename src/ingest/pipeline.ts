@@ -143,7 +143,9 @@ export class IngestPipeline {
       await kbFiles.setProgress(row.id, row.generation, Math.min(1, (start + batch.length) / chunks.length));
     }
     // All new points are in: publish them at once, then drop what an earlier generation left behind.
-    await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation });
+    // Attributes updated during ingestion (vectorStores.files.update) must not be overwritten by the ones this run started with.
+    const attributes = (await kbFiles.byId(row.id))?.attributes ?? row.attributes;
+    await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation, attributes });
     await chunkStore.deleteFile(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, keepGeneration: row.generation });
     const usageBytes = chunks.reduce((sum, chunk) => sum + Buffer.byteLength(chunk.text), 0);
     if (!(await kbFiles.complete(row.id, row.generation, chunks.length, usageBytes))) return this.abandon(row, kb);

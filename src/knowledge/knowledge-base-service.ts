@@ -11,6 +11,7 @@ import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileSto
 import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
 import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
+import { stitchSpans } from './file-text.ts';
 
 export const LEXICAL_ONLY = 'none';
 
@@ -198,6 +199,22 @@ export class KnowledgeBaseService {
     const file = await this.kbFiles.get(projectId, kbId, fileId);
     if (!file) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
     return file;
+  }
+
+  /** Replaces the file's attributes in its row and on its points, so filters see them at once; nothing is re-embedded. */
+  async updateFileAttributes(projectId: string, kbId: string, fileId: string, attributes: Attributes): Promise<KbFile> {
+    const kb = await this.get(projectId, kbId);
+    const file = await this.kbFiles.updateAttributes(projectId, kbId, fileId, attributes);
+    if (!file) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
+    await this.chunkStore.setAttributes(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId }, attributes);
+    return file;
+  }
+
+  /** The parsed text of the file as indexed in this knowledge base (empty until ingestion completes). */
+  async fileText(projectId: string, kbId: string, fileId: string): Promise<string[]> {
+    const kb = await this.get(projectId, kbId);
+    await this.getFile(projectId, kbId, fileId);
+    return stitchSpans(await this.chunkStore.fileChunks(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId }));
   }
 
   /** Removes the file from the knowledge base (not from storage) and its chunks; cancels its ingestion. */

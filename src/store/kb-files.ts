@@ -171,6 +171,16 @@ export class KbFileStore {
     return rows[0] && toKbFile(rows[0]);
   }
 
+  /** Replaces the attachment's attributes (OpenAI's update replaces, it does not merge). */
+  async updateAttributes(projectId: string, kbId: string, fileId: string, attributes: Attributes): Promise<KbFile | undefined> {
+    const rows = await this.db.query<KbFileRow>(
+      `UPDATE knowledge_base_files SET attributes = $4::jsonb, updated_at = now()
+       WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}`,
+      [projectId, kbId, fileId, JSON.stringify(attributes)],
+    );
+    return rows[0] && toKbFile(rows[0]);
+  }
+
   /** The job's view: is this generation still the one wanted, and still in progress? */
   async isCurrent(id: string, generation: string): Promise<boolean> {
     const rows = await this.db.query(

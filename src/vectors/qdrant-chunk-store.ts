@@ -185,12 +185,45 @@ export class QdrantChunkStore {
     }
   }
 
-  /** Makes one ingestion run's points searchable, all at once, when the file is completely stored. */
-  async markReady(collection: string, file: { projectId: string; kbId: string; fileId: string; generation: string }): Promise<void> {
+  /**
+   * Makes one ingestion run's points searchable, all at once, when the file is completely stored;
+   * `attributes` (the row's at that moment) replace those written at the start, in case they were updated meanwhile.
+   */
+  async markReady(
+    collection: string,
+    file: { projectId: string; kbId: string; fileId: string; generation: string; attributes?: Record<string, AttributeValue> },
+  ): Promise<void> {
     const filter: QdrantFilter = {
       must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId), matchKeyword('generation', file.generation)],
     };
-    await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload: { ready: true }, filter, wait: true }));
+    const payload = { ready: true, ...(file.attributes ? { attributes: file.attributes } : {}) };
+    await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload, filter, wait: true }));
+  }
+
+  /** Replaces a file's attributes on every point of it (set_payload replaces the whole `attributes` key): no re-embedding. */
+  async setAttributes(collection: string, file: { projectId: string; kbId: string; fileId: string }, attributes: Record<string, AttributeValue>): Promise<void> {
+    await this.ensureAttributeIndexes(collection, attributes);
+    const filter: QdrantFilter = { must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId)] };
+    await this.call('update attributes', collection, () => this.client.setPayload(collection, { payload: { attributes }, filter, wait: true }), () => undefined);
+  }
+
+  /** The searchable chunks of a file, in document order. */
+  async fileChunks(collection: string, file: { projectId: string; kbId: string; fileId: string }): Promise<ChunkPayload[]> {
+    const filter: QdrantFilter = {
+      must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId), { key: 'ready', match: { value: true } }],
+    };
+    const chunks: ChunkPayload[] = [];
+    let offset: Schemas['ExtendedPointId'] | undefined;
+    do {
+      const page = await this.call(
+        'read file chunks', collection,
+        () => this.client.scroll(collection, { filter, limit: 256, offset, with_payload: true, with_vector: false }),
+        () => ({ points: [], next_page_offset: undefined }),
+      );
+      for (const point of page.points) chunks.push(point.payload as unknown as ChunkPayload);
+      offset = (page.next_page_offset ?? undefined) as Schemas['ExtendedPointId'] | undefined;
+    } while (offset !== undefined);
+    return chunks.sort((a, b) => a.chunk_index - b.chunk_index);
   }
 
   /**
