@@ -31,6 +31,8 @@ const envSchema = z.object({
   CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
   CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
+  /** How often each process reclaims the storage of expired vector stores and files; 0 turns its sweeper off. */
+  CAIRN_EXPIRY_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
   CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
   CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   CAIRN_MODELS_DIR: z.string().min(1).optional(),
@@ -167,6 +169,7 @@ export interface Config {
   authCacheTtlMs: number;
   /** Server-wide defaults for keys and projects that set none; undefined is unlimited. */
   limits: { rpm?: number; tpm?: number; storageQuotaBytes?: number };
+  expirySweepIntervalMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
   rerank: RerankConfig | undefined;
@@ -288,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: vars.CAIRN_REQUEST_TIMEOUT_MS,
     authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
     limits: { rpm: vars.CAIRN_DEFAULT_RPM, tpm: vars.CAIRN_DEFAULT_TPM, storageQuotaBytes: vars.CAIRN_DEFAULT_STORAGE_QUOTA_BYTES },
+    expirySweepIntervalMs: vars.CAIRN_EXPIRY_SWEEP_INTERVAL_MS,
     models,
     embeddings: file?.embeddings ?? [],
     rerank: file?.rerank,

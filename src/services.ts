@@ -10,6 +10,7 @@ import { EmbeddingModels } from './embeddings/embedding-models.ts';
 import { parseDocument } from './ingest/parsers/index.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
+import { ExpirySweeper } from './knowledge/expiry-sweeper.ts';
 import { FileService } from './knowledge/file-service.ts';
 import { jobOf, KnowledgeBaseService, LEXICAL_ONLY } from './knowledge/knowledge-base-service.ts';
 import { MemoryRateLimiter, type RateLimiter } from './limits/rate-limiter.ts';
@@ -54,6 +55,8 @@ export interface Services {
   knowledgeBases: KnowledgeBaseService;
   retriever: Retriever;
   groundedChat: GroundedChat;
+  /** Reclaims expired vector stores and files; runs every CAIRN_EXPIRY_SWEEP_INTERVAL_MS in every process. */
+  expirySweeper: ExpirySweeper;
   readiness: ReadinessCheck[];
   /** Re-enqueues files left `in_progress` (embedded mode: by a restart). */
   resumeIngestion(): Promise<number>;
@@ -100,7 +103,13 @@ function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger)
   };
 }
 
-export async function createServices(config: Config, logger: Logger, role: Role = 'api'): Promise<Services> {
+export interface ServiceOptions {
+  /** What expiry is judged by; tests pass one they can move. */
+  clock?: () => Date;
+}
+
+export async function createServices(config: Config, logger: Logger, role: Role = 'api', options: ServiceOptions = {}): Promise<Services> {
+  const clock = options.clock ?? (() => new Date());
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -124,8 +133,8 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   const vectorStore = await startVectorStore(config, logger);
   const chunkStore = new QdrantChunkStore({ url: vectorStore.url, apiKey: config.qdrantApiKey });
   const blobs = new LocalBlobStore(path.join(config.dataDir, 'blobs'));
-  const fileStore = new FileStore(db);
-  const kbStore = new KnowledgeBaseStore(db);
+  const fileStore = new FileStore(db, clock);
+  const kbStore = new KnowledgeBaseStore(db, clock);
   const kbFiles = new KbFileStore(db);
   const bm25 = new Bm25Encoder();
   // Chunks and prompts are measured with the shipped BERT WordPiece tokenizer, the tokenizer of
@@ -166,7 +175,11 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   }
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
-  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel);
+  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel, clock);
+  const files = new FileService(fileStore, blobs, knowledgeBases, config.limits.storageQuotaBytes);
+  // Every process sweeps (API replicas and workers alike): claims in the database keep them apart.
+  const expirySweeper = new ExpirySweeper(kbStore, fileStore, knowledgeBases, files, logger.child({ component: 'expiry-sweeper' }));
+  if (config.expirySweepIntervalMs > 0) expirySweeper.start(config.expirySweepIntervalMs);
 
   const readiness: ReadinessCheck[] = [
     { name: 'database', check: async () => void (await db.query('SELECT 1')) },
@@ -204,13 +217,15 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     chunkStore,
     queue,
     pipeline,
-    files: new FileService(fileStore, blobs, knowledgeBases, config.limits.storageQuotaBytes),
+    files,
+    expirySweeper,
     knowledgeBases,
     retriever,
     groundedChat: new GroundedChat({ retriever, models: modelRouter, registry: modelRegistry, tokenCounter, logger }),
     readiness,
     resumeIngestion,
     async close() {
+      await expirySweeper.stop();
       await queue.close();
       await usage.close();
       await rateLimiter.close();

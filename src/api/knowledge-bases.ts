@@ -10,7 +10,7 @@ import { parseRequest } from '../http/validate.ts';
 import type { KnowledgeBaseService } from '../knowledge/knowledge-base-service.ts';
 import type { Retriever } from '../rag/retriever.ts';
 import { openAIFilterSchema } from '../vectors/qdrant-filters.ts';
-import { attributesSchema, chunkingStrategySchema, fileIdsSchema, metadataSchema } from './knowledge-base-schemas.ts';
+import { attributesSchema, chunkingStrategySchema, expiresAfterSchema, fileIdsSchema, metadataSchema } from './knowledge-base-schemas.ts';
 import { fileBatchObject, knowledgeBaseFileObject, knowledgeBaseObject, type Flavor } from './knowledge-base-objects.ts';
 import { listBody, pageQuery, pageRequest } from './pagination.ts';
 
@@ -21,12 +21,14 @@ export const createRequest = z.looseObject({
   embedding_model: z.string().min(1).optional().meta({ description: 'Cairn extension: the embedding model for dense search, or `none` for lexical-only (default `CAIRN_EMBEDDING_MODEL`).' }),
   chunking_strategy: chunkingStrategySchema.optional(),
   file_ids: fileIdsSchema.optional(),
+  expires_after: expiresAfterSchema.nullish(),
 });
 
 export const updateRequest = z.looseObject({
   name: z.string().max(256).optional(),
   description: z.string().max(2048).nullish(),
   metadata: metadataSchema.nullish(),
+  expires_after: expiresAfterSchema.nullish(),
 });
 
 export const attachRequest = z.looseObject({
@@ -87,7 +89,7 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     .route('/')
     .post(async (req, res) => {
       const body = parseRequest(createRequest, req.body);
-      const kb = await service.create(project(res), { ...body, description: body.description ?? null });
+      const kb = await service.create(project(res), { ...body, description: body.description ?? null, expiresAfterDays: body.expires_after?.days });
       res.json(knowledgeBaseObject(kb, flavor));
     })
     .get(async (req, res) => {
@@ -106,7 +108,13 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     })
     .post(async (req, res) => {
       const body = parseRequest(updateRequest, req.body);
-      const kb = await service.update(project(res), req.params.kbId!, { name: body.name, description: body.description, metadata: body.metadata ?? undefined });
+      const kb = await service.update(project(res), req.params.kbId!, {
+        name: body.name,
+        description: body.description,
+        metadata: body.metadata ?? undefined,
+        // Absent: unchanged; null: never expires.
+        expiresAfterDays: body.expires_after === undefined ? undefined : (body.expires_after?.days ?? null),
+      });
       res.json(knowledgeBaseObject(kb, flavor));
     })
     .delete(async (req, res) => {

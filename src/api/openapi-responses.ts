@@ -89,7 +89,7 @@ export const file = z
     purpose: z.string(),
     status: z.literal('processed'),
     status_details: z.null(),
-    expires_at: z.null(),
+    expires_at: unixSeconds.nullable(),
   })
   .meta({ id: 'File' });
 export const fileList = list(file).meta({ id: 'FileList' });
@@ -119,9 +119,9 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
       description: z.string().nullable(),
       usage_bytes: z.number().int(),
       file_counts: fileCounts,
-      status: z.enum(['in_progress', 'completed']),
-      expires_after: z.null(),
-      expires_at: z.null(),
+      status: z.enum(['in_progress', 'completed', 'expired']),
+      expires_after: z.object({ anchor: z.literal('last_active_at'), days: z.number().int() }).nullable(),
+      expires_at: unixSeconds.nullable(),
       last_active_at: unixSeconds,
       metadata: z.record(z.string(), z.string()),
       embedding_model: z.string().meta({ description: 'Cairn extension: `none` for lexical-only.' }),

@@ -8,7 +8,7 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts';
 import type { IngestJob, IngestQueue } from '../queue/ingest-queue.ts';
 import type { FileStore } from '../store/files.ts';
 import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileStore } from '../store/kb-files.ts';
-import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
+import type { ChunkingStrategy, ExpiredKnowledgeBase, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
 import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
 import { stitchSpans } from './file-text.ts';
@@ -22,6 +22,8 @@ export interface NewKnowledgeBaseRequest {
   embedding_model?: string;
   chunking_strategy?: ChunkingStrategy;
   file_ids?: string[];
+  /** `expires_after.days` (anchor last_active_at). */
+  expiresAfterDays?: number;
 }
 
 export interface AttachRequest {
@@ -40,6 +42,7 @@ export const jobOf = (file: KbFile): IngestJob => ({ kbFileId: file.id, generati
 
 export class KnowledgeBaseService {
   private readonly touchedAt = new Map<string, number>();
+  private readonly now: () => number;
 
   constructor(
     private readonly kbs: KnowledgeBaseStore,
@@ -50,7 +53,10 @@ export class KnowledgeBaseService {
     private readonly embeddings: EmbeddingModels,
     /** Resolves to the default embedding model's id when it can be loaded, else to 'none'. */
     private readonly defaultEmbeddingModel: () => Promise<string>,
-  ) {}
+    clock: () => Date = () => new Date(),
+  ) {
+    this.now = () => clock().getTime();
+  }
 
   async create(projectId: string, request: NewKnowledgeBaseRequest): Promise<KnowledgeBase> {
     const embeddingModel = request.embedding_model ?? (await this.defaultEmbeddingModel());
@@ -65,6 +71,7 @@ export class KnowledgeBaseService {
       embeddingModel,
       embeddingDimensions,
       chunkingStrategy,
+      expiresAfterDays: request.expiresAfterDays ?? null,
     });
     if (existing.length > 0) {
       await this.attachAll(projectId, kb, existing.map((fileId) => ({ fileId, attributes: {}, chunkingStrategy })));
@@ -103,15 +110,23 @@ export class KnowledgeBaseService {
     return this.kbs.find(projectId, idOrName);
   }
 
+  /** Throws for an expired knowledge base: it is still listed (as OpenAI's), but cannot be searched. */
   async getSearchable(projectId: string, id: string): Promise<SearchableKnowledgeBase> {
     const kb = await this.kbs.getSearchable(projectId, id);
     if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
+    if (kb.expired) throw expiredError(id);
+    return kb;
+  }
+
+  private async getActive(projectId: string, id: string): Promise<KnowledgeBase> {
+    const kb = await this.get(projectId, id);
+    if (kb.expired) throw expiredError(id);
     return kb;
   }
 
   /** Records use for `last_active_at`, at most once a minute per knowledge base: searches must not each write a row. */
   async touch(id: string): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     if ((this.touchedAt.get(id) ?? 0) > now - 60_000) return;
     this.touchedAt.set(id, now);
     if (this.touchedAt.size > 10_000) this.touchedAt.clear();
@@ -122,7 +137,11 @@ export class KnowledgeBaseService {
     return this.kbs.list(projectId, page);
   }
 
-  async update(projectId: string, id: string, changes: { name?: string; description?: string | null; metadata?: Record<string, string> }): Promise<KnowledgeBase> {
+  async update(
+    projectId: string,
+    id: string,
+    changes: { name?: string; description?: string | null; metadata?: Record<string, string>; expiresAfterDays?: number | null },
+  ): Promise<KnowledgeBase> {
     const kb = await this.kbs.update(projectId, id, changes);
     if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
     return kb;
@@ -139,7 +158,7 @@ export class KnowledgeBaseService {
   }
 
   async attach(projectId: string, kbId: string, request: AttachRequest): Promise<KbFile> {
-    const kb = await this.get(projectId, kbId);
+    const kb = await this.getActive(projectId, kbId);
     await this.requireFiles(projectId, [request.file_id], 'file_id');
     const [attached] = await this.attachAll(projectId, kb, [
       { fileId: request.file_id, attributes: request.attributes ?? {}, chunkingStrategy: request.chunking_strategy ?? kb.chunkingStrategy },
@@ -150,6 +169,7 @@ export class KnowledgeBaseService {
   private async attachAll(projectId: string, kb: KnowledgeBase, attachments: Attachment[]): Promise<KbFile[]> {
     const attached = await this.kbFiles.attach(projectId, kb.id, attachments);
     await this.queue.enqueue(attached.map(jobOf));
+    await this.touch(kb.id);
     return attached;
   }
 
@@ -160,7 +180,7 @@ export class KnowledgeBaseService {
     files: Array<{ fileId: string; attributes?: Attributes; chunkingStrategy?: ChunkingStrategy }>,
     param = 'file_ids',
   ): Promise<{ batch: FileBatch; files: KbFile[] }> {
-    const kb = await this.get(projectId, kbId);
+    const kb = await this.getActive(projectId, kbId);
     const unique = [...new Map(files.map((file) => [file.fileId, file])).values()];
     await this.requireFiles(projectId, unique.map((file) => file.fileId), param);
     const result = await this.kbFiles.createBatch(
@@ -169,6 +189,7 @@ export class KnowledgeBaseService {
       unique.map((file) => ({ fileId: file.fileId, attributes: file.attributes ?? {}, chunkingStrategy: file.chunkingStrategy ?? kb.chunkingStrategy })),
     );
     await this.queue.enqueue(result.files.map(jobOf));
+    await this.touch(kbId);
     return result;
   }
 
@@ -227,6 +248,14 @@ export class KnowledgeBaseService {
     return removed;
   }
 
+  /** The expiry sweeper's part: files detached and their jobs cancelled (rows first), then the points go. */
+  async reclaimExpired(kb: ExpiredKnowledgeBase): Promise<void> {
+    const removed = await this.kbFiles.deleteAllOf(kb.id);
+    await Promise.all(removed.map((file) => this.queue.cancel(jobOf(file))));
+    await this.chunkStore.deleteKnowledgeBase(collectionOf(this.chunkStore, kb), { projectId: kb.projectId, kbId: kb.id });
+    await this.kbs.markReclaimed(kb.id);
+  }
+
   async detachEverywhere(projectId: string, fileId: string): Promise<void> {
     for (const attachment of await this.kbFiles.ofFile(projectId, fileId)) {
       await this.detach(projectId, attachment.kbId, fileId);
@@ -239,4 +268,12 @@ export class KnowledgeBaseService {
     if (missing) throw new NotFoundError(`No such File object: ${missing}`, { param });
     return ids;
   }
+}
+
+/** OpenAI keeps an expired vector store listed (status `expired`) but refuses to use it. */
+function expiredError(id: string): InvalidRequestError {
+  return new InvalidRequestError(`Knowledge base '${id}' has expired (expires_after); create a new one or delete it.`, {
+    param: 'knowledge_base_id',
+    code: 'expired',
+  });
 }

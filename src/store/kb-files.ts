@@ -181,6 +181,12 @@ export class KbFileStore {
     return rows[0] && toKbFile(rows[0]);
   }
 
+  /** Removes every file of a knowledge base (its storage is being reclaimed); returns them, for their jobs to be cancelled. */
+  async deleteAllOf(kbId: string): Promise<KbFile[]> {
+    const rows = await this.db.query<KbFileRow>(`DELETE FROM knowledge_base_files WHERE kb_id = $1 RETURNING ${COLUMNS}`, [kbId]);
+    return rows.map(toKbFile);
+  }
+
   /** The job's view: is this generation still the one wanted, and still in progress? */
   async isCurrent(id: string, generation: string): Promise<boolean> {
     const rows = await this.db.query(
