@@ -15,7 +15,8 @@ import { startCairn, type TestCairn } from './helpers/harness.ts';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-describe('expires_after on vector stores and files', () => {
+// The same SQL (migration 007, the claims) runs on both databases.
+for (const database of ['PostgreSQL', 'PGlite'] as const) describe(`expires_after on vector stores and files (${database})`, () => {
   let cairn: TestCairn;
   let client: OpenAI;
   let projectId: string;
@@ -25,7 +26,7 @@ describe('expires_after on vector stores and files', () => {
   const points = (kbId: string) => cairn.services.chunkStore.count('cairn_lexical', { projectId, kbId });
 
   before(async () => {
-    cairn = await startCairn({ clock, env: { CAIRN_EXPIRY_SWEEP_INTERVAL_MS: '0' } });
+    cairn = await startCairn({ clock, pglite: database === 'PGlite', env: { CAIRN_EXPIRY_SWEEP_INTERVAL_MS: '0' } });
     client = cairn.client();
     projectId = (await cairn.services.keys.authenticate(cairn.key))!.projectId;
   });
