@@ -31,6 +31,8 @@ const envSchema = z.object({
   CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
   CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
   CAIRN_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(1_000),
+  /** How often each process reclaims the storage of expired vector stores and files; 0 turns its sweeper off. */
+  CAIRN_EXPIRY_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
   CAIRN_QUEUE_NAME: z.string().regex(/^[\w-]{1,64}$/).default('cairn-ingest'),
   CAIRN_WORKER_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   CAIRN_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
@@ -82,6 +84,12 @@ const modelSchema = z.object({
   retries: retriesSchema.partial().optional(),
 });
 
+/** Truncation sizes of a Matryoshka embedding model: positive, distinct. */
+const truncationSizesSchema = z
+  .array(z.number().int().positive())
+  .min(1)
+  .refine((sizes) => new Set(sizes).size === sizes.length, { message: 'dimensions must not repeat' });
+
 const embeddingModelSchema = z.discriminatedUnion('provider', [
   z.object({
     id: z.string().min(1),
@@ -92,6 +100,9 @@ const embeddingModelSchema = z.discriminatedUnion('provider', [
     pooling: z.enum(['mean', 'cls']).optional(),
     normalize: z.boolean().optional(),
     max_batch_size: z.number().int().positive().default(32),
+    /** Sizes a request's `dimensions` may truncate to (Matryoshka-trained models); see `matryoshka` for any size. */
+    dimensions: truncationSizesSchema.optional(),
+    matryoshka: z.boolean().optional(),
   }),
   z.object({
     id: z.string().min(1),
@@ -102,8 +113,13 @@ const embeddingModelSchema = z.discriminatedUnion('provider', [
     dimensions: z.number().int().positive().optional(),
     max_batch_size: z.number().int().positive().default(64),
     max_concurrency: z.number().int().positive().default(4),
+    /** Here `dimensions` is what the upstream is asked for; `matryoshka: true` lets requests truncate further. */
+    matryoshka: z.boolean().optional(),
   }),
-]);
+]).refine((entry) => !(entry.matryoshka && Array.isArray(entry.dimensions)), {
+  message: 'set either a `dimensions` list or `matryoshka: true`, not both',
+  path: ['matryoshka'],
+});
 
 const modelFileSchema = z
   .object({
@@ -157,6 +173,7 @@ export interface Config {
   authCacheTtlMs: number;
   /** Server-wide defaults for keys and projects that set none; undefined is unlimited. */
   limits: { rpm?: number; tpm?: number; storageQuotaBytes?: number };
+  expirySweepIntervalMs: number;
   models: ModelConfig[];
   embeddings: EmbeddingModelConfig[];
   rerank: RerankConfig | undefined;
@@ -281,6 +298,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: vars.CAIRN_REQUEST_TIMEOUT_MS,
     authCacheTtlMs: vars.CAIRN_AUTH_CACHE_TTL_MS,
     limits: { rpm: vars.CAIRN_DEFAULT_RPM, tpm: vars.CAIRN_DEFAULT_TPM, storageQuotaBytes: vars.CAIRN_DEFAULT_STORAGE_QUOTA_BYTES },
+    expirySweepIntervalMs: vars.CAIRN_EXPIRY_SWEEP_INTERVAL_MS,
     models,
     embeddings: file?.embeddings ?? [],
     rerank: file?.rerank,

@@ -10,6 +10,7 @@ import { EmbeddingModels } from './embeddings/embedding-models.ts';
 import { parseDocument } from './ingest/parsers/index.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
+import { ExpirySweeper } from './knowledge/expiry-sweeper.ts';
 import { FileService } from './knowledge/file-service.ts';
 import { IngestReconciler } from './knowledge/ingest-reconciler.ts';
 import { jobOf, KnowledgeBaseService, LEXICAL_ONLY, type DefaultEmbeddingModel } from './knowledge/knowledge-base-service.ts';
@@ -56,6 +57,8 @@ export interface Services {
   knowledgeBases: KnowledgeBaseService;
   retriever: Retriever;
   groundedChat: GroundedChat;
+  /** Reclaims expired vector stores and files; runs every CAIRN_EXPIRY_SWEEP_INTERVAL_MS in every process. */
+  expirySweeper: ExpirySweeper;
   readiness: ReadinessCheck[];
   /** Re-enqueues files left `in_progress` (embedded mode: by a restart). */
   resumeIngestion(): Promise<number>;
@@ -105,7 +108,13 @@ function defaultEmbeddingModelCheck(embeddings: EmbeddingModels, logger: Logger)
   };
 }
 
-export async function createServices(config: Config, logger: Logger, role: Role = 'api'): Promise<Services> {
+export interface ServiceOptions {
+  /** What expiry is judged by; tests pass one they can move. */
+  clock?: () => Date;
+}
+
+export async function createServices(config: Config, logger: Logger, role: Role = 'api', options: ServiceOptions = {}): Promise<Services> {
+  const clock = options.clock ?? (() => new Date());
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -133,8 +142,8 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   const stagingSweeper =
     role === 'api' ? new StagingSweeper(blobs, { maxAgeMs: config.requestTimeoutMs + 60_000, everyMs: config.requestTimeoutMs, logger }) : undefined;
   await stagingSweeper?.start();
-  const fileStore = new FileStore(db);
-  const kbStore = new KnowledgeBaseStore(db);
+  const fileStore = new FileStore(db, clock);
+  const kbStore = new KnowledgeBaseStore(db, clock);
   const kbFiles = new KbFileStore(db);
   const bm25 = new Bm25Encoder();
   // Chunks and prompts are measured with the shipped BERT WordPiece tokenizer, the tokenizer of
@@ -182,7 +191,11 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   if (role === 'worker' || !config.redisUrl) reconciler.start();
   const defaultEmbeddingModel = defaultEmbeddingModelCheck(embeddings, logger);
   if (role === 'api') void defaultEmbeddingModel();
-  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel, logger);
+  const knowledgeBases = new KnowledgeBaseService(kbStore, kbFiles, fileStore, queue, chunkStore, embeddings, defaultEmbeddingModel, logger, clock);
+  const files = new FileService(fileStore, blobs, knowledgeBases, config.limits.storageQuotaBytes);
+  // Every process sweeps (API replicas and workers alike): claims in the database keep them apart.
+  const expirySweeper = new ExpirySweeper(kbStore, fileStore, knowledgeBases, files, logger.child({ component: 'expiry-sweeper' }));
+  if (config.expirySweepIntervalMs > 0) expirySweeper.start(config.expirySweepIntervalMs);
 
   const readiness: ReadinessCheck[] = [
     { name: 'database', check: async () => void (await db.query('SELECT 1')) },
@@ -220,7 +233,8 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     chunkStore,
     queue,
     pipeline,
-    files: new FileService(fileStore, blobs, knowledgeBases, config.limits.storageQuotaBytes),
+    files,
+    expirySweeper,
     knowledgeBases,
     retriever,
     groundedChat: new GroundedChat({ retriever, models: modelRouter, registry: modelRegistry, tokenCounter, logger }),
@@ -228,6 +242,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
     resumeIngestion,
     reconciler,
     async close() {
+      await expirySweeper.stop();
       await reconciler.stop();
       await stagingSweeper?.stop();
       await queue.close();

@@ -90,4 +90,20 @@ embeddings:
     assert.throws(() => loadConfig({ CAIRN_CONFIG: typo }), /modles/);
     assert.throws(() => loadConfig({ CAIRN_CONFIG: '/does/not/exist.yaml' }), /CAIRN_CONFIG: cannot read/);
   });
+
+  it('validates truncation settings of embedding models: a list of distinct sizes or matryoshka, not both', async () => {
+    const ok = await configFile('m.json', JSON.stringify({ embeddings: [
+      { id: 'nomic', provider: 'local', source: 'nomic-ai/nomic-embed-text-v1.5', dimensions: [256, 512] },
+      { id: 'remote', provider: 'openai', base_url: 'http://x/v1', matryoshka: true },
+    ] }));
+    const config = loadConfig({ CAIRN_CONFIG: ok });
+    assert.deepEqual((config.embeddings[0] as { dimensions?: number[] }).dimensions, [256, 512]);
+    assert.equal(config.embeddings[1]!.matryoshka, true);
+    const repeated = await configFile('n.json', JSON.stringify({ embeddings: [{ id: 'e', provider: 'local', source: 's', dimensions: [256, 256] }] }));
+    assert.throws(() => loadConfig({ CAIRN_CONFIG: repeated }), /embeddings\.0\.dimensions.*must not repeat/s);
+    const both = await configFile('o.json', JSON.stringify({ embeddings: [{ id: 'e', provider: 'local', source: 's', dimensions: [256], matryoshka: true }] }));
+    assert.throws(() => loadConfig({ CAIRN_CONFIG: both }), /embeddings\.0\.matryoshka.*not both/s);
+    const notPositive = await configFile('p.json', JSON.stringify({ embeddings: [{ id: 'e', provider: 'local', source: 's', dimensions: [0] }] }));
+    assert.throws(() => loadConfig({ CAIRN_CONFIG: notPositive }), /embeddings\.0\.dimensions\.0/);
+  });
 });

@@ -188,13 +188,21 @@ function completionBodies(): fc.Arbitrary<Body> {
 function embeddingBodies(): fc.Arbitrary<Body> {
   const shaped = requestBody({
     model: fc.constantFrom('remote', 'remote', 'no-such-model'),
-    input: fc.oneof(fc.string({ maxLength: 200 }), fc.array(fc.string({ maxLength: 50 }), { maxLength: 4 })),
+    input: fc.oneof(
+      fc.string({ maxLength: 200 }),
+      fc.array(fc.string({ maxLength: 50 }), { maxLength: 4 }),
+      // Token arrays, in and out of the tokenizers' vocabularies.
+      fc.array(fc.oneof(fc.integer({ min: 0, max: 200_000 }), edgeNumber), { maxLength: 8 }),
+      fc.array(fc.array(fc.integer({ min: -1, max: 300_000 }), { maxLength: 5 }), { maxLength: 3 }),
+    ),
     encoding_format: field(fc.constantFrom('float', 'base64', 'int8')),
     dimensions: field(smallInt(1, 64)),
     user: field(fc.string()),
   }, ['model', 'input']);
   return mixed(shaped, { model: 'remote', input: 'hi', dimensions: 8 });
 }
+
+const expiresAfter = shape({ anchor: field(fc.constantFrom('last_active_at', 'created_at')), days: field(edgeNumber) });
 
 const kbCreateBodies = (ids: Ids) =>
   mixed(
@@ -206,13 +214,19 @@ const kbCreateBodies = (ids: Ids) =>
       chunking_strategy: field(chunkingStrategy),
       // The real file rarely: a valid body with it starts an ingestion.
       file_ids: field(fc.array(fc.oneof({ arbitrary: fc.constant(ids.fileId), weight: 1 }, { arbitrary: weirdString, weight: 8 }), { maxLength: 3 })),
+      expires_after: field(fc.oneof(expiresAfter, fc.constant(null))),
     }),
     { name: 'x', embedding_model: 'none', metadata: { a: 'b' } },
   );
 
 const kbUpdateBodies = () =>
   mixed(
-    requestBody({ name: field(fc.string({ maxLength: 300 })), description: field(fc.oneof(fc.string({ maxLength: 2100 }), fc.constant(null))), metadata: field(fc.oneof(metadata, fc.constant(null))) }),
+    requestBody({
+      name: field(fc.string({ maxLength: 300 })),
+      description: field(fc.oneof(fc.string({ maxLength: 2100 }), fc.constant(null))),
+      metadata: field(fc.oneof(metadata, fc.constant(null))),
+      expires_after: field(fc.oneof(expiresAfter, fc.constant(null))),
+    }),
     { name: 'x', metadata: { a: 'b' } },
   );
 
@@ -224,6 +238,9 @@ const attachBodies = (ids: Ids) =>
     requestBody({ file_id: fileRef(ids), attributes: field(fc.oneof(attributes, fc.constant(null))), chunking_strategy: field(chunkingStrategy) }, ['file_id']),
     { file_id: ids.fileId, attributes: { a: 1 } },
   );
+
+const fileUpdateBodies = () =>
+  mixed(requestBody({ attributes: fc.oneof(attributes, fc.constant(null)) }, ['attributes']), { attributes: { a: 1, b: 'x', c: true } });
 
 const batchBodies = (ids: Ids) =>
   mixed(
@@ -248,6 +265,7 @@ function targets(): Target[] {
     { route: `POST ${mount}`, path: () => mount, bodies: kbCreateBodies },
     { route: `POST ${mount}/:kbId`, path: (ids) => `${mount}/${ids.kbId}`, bodies: kbUpdateBodies },
     { route: `POST ${mount}/:kbId/files`, path: (ids) => `${mount}/${ids.attachKbId}/files`, bodies: attachBodies },
+    { route: `POST ${mount}/:kbId/files/:fileId`, path: (ids) => `${mount}/${ids.attachKbId}/files/${ids.fileId}`, bodies: fileUpdateBodies },
     { route: `POST ${mount}/:kbId/file_batches`, path: (ids) => `${mount}/${ids.attachKbId}/file_batches`, bodies: batchBodies },
     // Reads no body: a smaller sample shows that any body is ignored.
     { route: `POST ${mount}/:kbId/file_batches/:batchId/cancel`, runs: Math.ceil(RUNS / 5), path: (ids) => `${mount}/${ids.attachKbId}/file_batches/${ids.batchId}/cancel`, bodies: () => mixed(fc.constant({}), { a: 1 }) },

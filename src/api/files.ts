@@ -13,7 +13,14 @@ import { listBody, pageQuery, pageRequest } from './pagination.ts';
 
 const PURPOSES = ['assistants', 'batch', 'fine-tune', 'vision', 'user_data', 'evals', 'knowledge_base'] as const;
 
-export const uploadFields = z.object({ purpose: z.enum(PURPOSES) });
+/**
+ * Multipart fields. The SDKs send `expires_after: {anchor, seconds}` as `expires_after[anchor]` and
+ * `expires_after[seconds]`, which the multipart parser nests. OpenAI's bounds: one hour to 30 days.
+ */
+export const uploadFields = z.object({
+  purpose: z.enum(PURPOSES),
+  expires_after: z.object({ anchor: z.literal('created_at'), seconds: z.coerce.number().int().min(3_600).max(2_592_000) }).optional(),
+});
 export const listQuery = pageQuery(100, 10_000).extend({ purpose: z.string().min(1).optional() });
 
 export function fileObject(file: StoredFile) {
@@ -26,7 +33,7 @@ export function fileObject(file: StoredFile) {
     purpose: file.purpose,
     status: 'processed' as const,
     status_details: null,
-    expires_at: null,
+    expires_at: file.expiresAt && Math.floor(file.expiresAt.getTime() / 1000),
   };
 }
 
@@ -47,8 +54,8 @@ export function filesRouter(files: FileService, blobs: BlobStore, maxUploadBytes
       }
       const upload = await receive(req, res);
       try {
-        const { purpose } = parseRequest(uploadFields, upload.fields);
-        res.json(fileObject(await files.create(projectId, upload.staged, upload.originalName, purpose)));
+        const fields = parseRequest(uploadFields, upload.fields);
+        res.json(fileObject(await files.create(projectId, upload.staged, upload.originalName, fields.purpose, fields.expires_after?.seconds)));
       } catch (error) {
         await blobs.discard(upload.staged);
         throw error;

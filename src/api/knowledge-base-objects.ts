@@ -10,6 +10,7 @@ export interface Flavor {
   file: string;
   batch: string;
   searchPage: string;
+  contentPage: string;
   /** Field naming the parent on files and batches. */
   parent: 'knowledge_base_id' | 'vector_store_id';
 }
@@ -19,6 +20,7 @@ export const KNOWLEDGE_BASE_FLAVOR: Flavor = {
   file: 'knowledge_base.file',
   batch: 'knowledge_base.file_batch',
   searchPage: 'knowledge_base.search_results.page',
+  contentPage: 'knowledge_base.file_content.page',
   parent: 'knowledge_base_id',
 };
 
@@ -27,6 +29,7 @@ export const VECTOR_STORE_FLAVOR: Flavor = {
   file: 'vector_store.file',
   batch: 'vector_store.files_batch',
   searchPage: 'vector_store.search_results.page',
+  contentPage: 'vector_store.file_content.page',
   parent: 'vector_store_id',
 };
 
@@ -41,9 +44,9 @@ export function knowledgeBaseObject(kb: KnowledgeBase, flavor: Flavor) {
     description: kb.description,
     usage_bytes: kb.usageBytes,
     file_counts: kb.fileCounts,
-    status: kb.fileCounts.in_progress > 0 ? 'in_progress' : 'completed',
-    expires_after: null,
-    expires_at: null,
+    status: kb.expired ? 'expired' : kb.fileCounts.in_progress > 0 ? 'in_progress' : 'completed',
+    expires_after: kb.expiresAfterDays === null ? null : { anchor: 'last_active_at', days: kb.expiresAfterDays },
+    expires_at: kb.expiresAt && seconds(kb.expiresAt),
     last_active_at: seconds(kb.lastActiveAt),
     metadata: kb.metadata,
     embedding_model: kb.embeddingModel,

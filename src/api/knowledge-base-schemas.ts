@@ -26,3 +26,6 @@ export const metadataSchema = boundedRecord(z.string().max(512));
 export const attributesSchema = boundedRecord(z.union([z.string().max(512), z.number(), z.boolean()]));
 
 export const fileIdsSchema = z.array(z.string().min(1)).min(1).max(500);
+
+/** OpenAI's vector-store expiry: `days` (1–365) after the store was last used. */
+export const expiresAfterSchema = z.object({ anchor: z.literal('last_active_at'), days: z.number().int().min(1).max(365) });

@@ -10,7 +10,7 @@ import { parseRequest } from '../http/validate.ts';
 import type { KnowledgeBaseService } from '../knowledge/knowledge-base-service.ts';
 import type { Retriever } from '../rag/retriever.ts';
 import { openAIFilterSchema } from '../vectors/qdrant-filters.ts';
-import { attributesSchema, chunkingStrategySchema, fileIdsSchema, metadataSchema } from './knowledge-base-schemas.ts';
+import { attributesSchema, chunkingStrategySchema, expiresAfterSchema, fileIdsSchema, metadataSchema } from './knowledge-base-schemas.ts';
 import { fileBatchObject, knowledgeBaseFileObject, knowledgeBaseObject, type Flavor } from './knowledge-base-objects.ts';
 import { listBody, pageQuery, pageRequest } from './pagination.ts';
 
@@ -21,12 +21,14 @@ export const createRequest = z.looseObject({
   embedding_model: z.string().min(1).optional().meta({ description: 'Cairn extension: the embedding model for dense search, or `none` for lexical-only (default `CAIRN_EMBEDDING_MODEL`).' }),
   chunking_strategy: chunkingStrategySchema.optional(),
   file_ids: fileIdsSchema.optional(),
+  expires_after: expiresAfterSchema.nullish(),
 });
 
 export const updateRequest = z.looseObject({
   name: z.string().max(256).optional(),
   description: z.string().max(2048).nullish(),
   metadata: metadataSchema.nullish(),
+  expires_after: expiresAfterSchema.nullish(),
 });
 
 export const attachRequest = z.looseObject({
@@ -34,6 +36,9 @@ export const attachRequest = z.looseObject({
   attributes: attributesSchema.nullish(),
   chunking_strategy: chunkingStrategySchema.optional(),
 });
+
+/** OpenAI's `vectorStores.files.update`: the attributes replace the file's (null clears them). */
+export const fileUpdateRequest = z.looseObject({ attributes: attributesSchema.nullable() });
 
 /** OpenAI's batch limit. */
 const MAX_BATCH_FILES = 2_000;
@@ -103,7 +108,11 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     .route('/')
     .post(async (req, res) => {
       const body = parseRequest(createRequest, req.body);
-      const { kb, embeddingFallback } = await service.create(project(res), { ...body, description: body.description ?? null });
+      const { kb, embeddingFallback } = await service.create(project(res), {
+        ...body,
+        description: body.description ?? null,
+        expiresAfterDays: body.expires_after?.days,
+      });
       res.json({ ...knowledgeBaseObject(kb, flavor), ...(embeddingFallback ? { warning: fallbackWarning(embeddingFallback) } : {}) });
     })
     .get(async (req, res) => {
@@ -122,7 +131,13 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
     })
     .post(async (req, res) => {
       const body = parseRequest(updateRequest, req.body);
-      const kb = await service.update(project(res), req.params.kbId!, { name: body.name, description: body.description, metadata: body.metadata ?? undefined });
+      const kb = await service.update(project(res), req.params.kbId!, {
+        name: body.name,
+        description: body.description,
+        metadata: body.metadata ?? undefined,
+        // Absent: unchanged; null: never expires.
+        expiresAfterDays: body.expires_after === undefined ? undefined : (body.expires_after?.days ?? null),
+      });
       res.json(knowledgeBaseObject(kb, flavor));
     })
     .delete(async (req, res) => {
@@ -152,11 +167,25 @@ export function knowledgeBasesRouter(service: KnowledgeBaseService, retriever: R
       pollHint(res, file.status === 'in_progress');
       res.json(knowledgeBaseFileObject(file, flavor));
     })
+    .post(async (req, res) => {
+      const body = parseRequest(fileUpdateRequest, req.body);
+      const file = await service.updateFileAttributes(project(res), req.params.kbId!, req.params.fileId!, body.attributes ?? {});
+      res.json(knowledgeBaseFileObject(file, flavor));
+    })
     .delete(async (req, res) => {
       const file = await service.detach(project(res), req.params.kbId!, req.params.fileId!);
       res.json({ id: file.fileId, object: `${flavor.file}.deleted`, deleted: true });
     })
-    .all(methodNotAllowed(['GET', 'DELETE']));
+    .all(methodNotAllowed(['GET', 'POST', 'DELETE']));
+
+  router
+    .route('/:kbId/files/:fileId/content')
+    .get(async (req, res) => {
+      const parts = await service.fileText(project(res), req.params.kbId!, req.params.fileId!);
+      // OpenAI's shape: one page (the SDK's `Page`, no cursor) of text parts.
+      res.json({ object: flavor.contentPage, data: parts.map((text) => ({ type: 'text', text })), has_more: false, next_page: null });
+    })
+    .all(methodNotAllowed(['GET']));
 
   router
     .route('/:kbId/file_batches')

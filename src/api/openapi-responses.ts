@@ -90,7 +90,7 @@ export const file = z
     purpose: z.string(),
     status: z.literal('processed'),
     status_details: z.null(),
-    expires_at: z.null(),
+    expires_at: unixSeconds.nullable(),
   })
   .meta({ id: 'File' });
 export const fileList = list(file).meta({ id: 'FileList' });
@@ -120,9 +120,9 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
       description: z.string().nullable(),
       usage_bytes: z.number().int(),
       file_counts: fileCounts,
-      status: z.enum(['in_progress', 'completed']),
-      expires_after: z.null(),
-      expires_at: z.null(),
+      status: z.enum(['in_progress', 'completed', 'expired']),
+      expires_after: z.object({ anchor: z.literal('last_active_at'), days: z.number().int() }).nullable(),
+      expires_at: unixSeconds.nullable(),
       last_active_at: unixSeconds,
       metadata: z.record(z.string(), z.string()),
       embedding_model: z.string().meta({ description: 'Cairn extension: `none` for lexical-only.' }),
@@ -176,6 +176,14 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
       next_page: z.null(),
     })
     .meta({ id: `${prefix}SearchResultsPage` });
+  const contentPage = z
+    .object({
+      object: z.literal(flavor.contentPage),
+      data: z.array(z.object({ type: z.literal('text'), text: z.string() })),
+      has_more: z.literal(false),
+      next_page: z.null(),
+    })
+    .meta({ id: `${prefix}FileContentPage` });
   return {
     knowledgeBase,
     knowledgeBaseList: list(knowledgeBase).meta({ id: `${prefix}List` }),
@@ -185,6 +193,7 @@ function mountObjects(flavor: Flavor, prefix: 'KnowledgeBase' | 'VectorStore') {
     fileDeleted: deleted(`${flavor.file}.deleted`, `${prefix}FileDeleted`),
     batch,
     searchPage,
+    contentPage,
   };
 }
 

@@ -16,6 +16,7 @@ import {
   fileListQuery as kbFileListQuery,
   listQuery as kbListQuery,
   searchRequest,
+  fileUpdateRequest,
   updateRequest,
 } from './knowledge-bases.ts';
 import * as objects from './openapi-responses.ts';
@@ -33,6 +34,7 @@ const requests = {
   createKnowledgeBase: createRequest.meta({ id: 'CreateKnowledgeBaseRequest' }),
   updateKnowledgeBase: updateRequest.meta({ id: 'UpdateKnowledgeBaseRequest' }),
   attachFile: attachRequest.meta({ id: 'CreateKnowledgeBaseFileRequest' }),
+  updateFile: fileUpdateRequest.meta({ id: 'UpdateKnowledgeBaseFileRequest' }),
   createBatch: batchRequest.meta({ id: 'CreateKnowledgeBaseFileBatchRequest' }),
   searchKnowledgeBase: searchRequest(100).meta({ id: 'KnowledgeBaseSearchRequest' }),
   searchVectorStore: searchRequest(50).meta({ id: 'VectorStoreSearchRequest' }),
@@ -173,7 +175,21 @@ function registerKnowledgeBaseRoutes(registry: OpenAPIRegistry, mount: 'knowledg
   });
   op({ method: 'get', path: '/{kbId}/files', summary: 'List files', request: { params: one, query: kbFileListQuery }, responses: { 200: json(out.fileList, 'A page.') } });
   op({ method: 'get', path: '/{kbId}/files/{fileId}', summary: 'Retrieve a file', request: { params: file }, responses: { 200: json(out.file, 'Found.') } });
+  op({
+    method: 'post',
+    path: '/{kbId}/files/{fileId}',
+    summary: 'Update a file’s attributes (searches filter on them at once; nothing is re-embedded)',
+    request: { params: file, body: jsonBody(requests.updateFile) },
+    responses: { 200: json(out.file, 'Updated.') },
+  });
   op({ method: 'delete', path: '/{kbId}/files/{fileId}', summary: 'Detach a file', request: { params: file }, responses: { 200: json(out.fileDeleted, 'Detached.') } });
+  op({
+    method: 'get',
+    path: '/{kbId}/files/{fileId}/content',
+    summary: 'The file’s parsed text as indexed (empty until ingestion completes)',
+    request: { params: file },
+    responses: { 200: json(out.contentPage, 'One page of text parts.') },
+  });
   op({
     method: 'post',
     path: '/{kbId}/file_batches',

@@ -7,6 +7,7 @@ import { ConfigError, type EmbeddingModelConfig } from '../config.ts';
 import type { Embedder } from './embedder.ts';
 import { type EmbedderLogger, LocalEmbedder, type Pooling } from './local-embedder.ts';
 import { RemoteEmbedder } from './remote-embedder.ts';
+import { truncationPolicyOf, type TruncationPolicy } from './truncation.ts';
 
 /** The value of CAIRN_EMBEDDING_MODEL (and of a KB's `embedding_model`) that means lexical search only. */
 export const NO_EMBEDDING_MODEL = 'none';
@@ -32,6 +33,7 @@ function poolingKnownFor(source: string): Pooling | undefined {
 
 export class EmbeddingModels {
   private readonly embedders = new Map<string, Embedder>();
+  private readonly truncation = new Map<string, TruncationPolicy>();
   /** Undefined when the default is "none": new knowledge bases are lexical-only. */
   readonly defaultModelId: string | undefined;
 
@@ -43,6 +45,7 @@ export class EmbeddingModels {
       }
       if (this.embedders.has(config.id)) throw new ConfigError(`Model config: embedding model "${config.id}" is listed twice`);
       this.embedders.set(config.id, createEmbedder(config, { modelsDir, cacheDir, allowDownload, logger }));
+      this.truncation.set(config.id, truncationPolicyOf(config));
     }
 
     const defaultId = options.defaultModelId.trim();
@@ -65,6 +68,11 @@ export class EmbeddingModels {
 
   get(id: string): Embedder | undefined {
     return this.embedders.get(id);
+  }
+
+  /** Which `dimensions` a request may ask of this model besides its own (none unless its config says so). */
+  truncationPolicy(id: string): TruncationPolicy {
+    return this.truncation.get(id);
   }
 
   ids(): string[] {

@@ -176,7 +176,9 @@ export class IngestPipeline {
     }
     // All new points are in: publish them at once, then drop what an earlier generation left behind.
     if (!(await this.mayWrite(row, context))) return this.abandon(row, kb);
-    await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation });
+    // Attributes updated during ingestion (vectorStores.files.update) must not be overwritten by the ones this run started with.
+    const attributes = (await kbFiles.byId(row.id))?.attributes ?? row.attributes;
+    await chunkStore.markReady(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, generation: row.generation, attributes });
     await chunkStore.deleteFile(collection, { projectId: row.projectId, kbId: row.kbId, fileId: row.fileId, keepGeneration: row.generation });
     const usageBytes = chunks.reduce((sum, chunk) => sum + Buffer.byteLength(chunk.text), 0);
     await this.assertLock(row, context);

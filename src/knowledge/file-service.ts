@@ -27,11 +27,11 @@ export class FileService {
    * project's storage quota. The bytes become the file's own blob before its row exists, so a
    * file that can be read or deleted always has its bytes.
    */
-  async create(projectId: string, staged: StagedBlob, filename: string, purpose: string): Promise<StoredFile> {
+  async create(projectId: string, staged: StagedBlob, filename: string, purpose: string, expiresAfterSeconds?: number): Promise<StoredFile> {
     const blobKey = await this.blobs.commit(staged);
     try {
       const created = await this.files.create(
-        { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256, blobKey },
+        { projectId, filename: sanitizeFilename(filename), purpose, bytes: staged.bytes, sha256: staged.sha256, blobKey, expiresAfterSeconds },
         this.defaultQuotaBytes,
       );
       if (!('file' in created)) throw quotaExceeded(created, staged.bytes);
@@ -70,9 +70,20 @@ export class FileService {
   /** Detaches the file from every knowledge base (removing its chunks), then deletes it. */
   async delete(projectId: string, id: string): Promise<StoredFile> {
     await this.get(projectId, id);
+    const deleted = await this.remove(projectId, id);
+    if (!deleted) throw new NotFoundError(`No such File object: ${id}`, { param: 'file_id' });
+    return deleted;
+  }
+
+  /** The expiry sweeper's delete: the file already answers 404, its storage goes now. */
+  async reclaimExpired(file: StoredFile): Promise<void> {
+    await this.remove(file.projectId, file.id);
+  }
+
+  private async remove(projectId: string, id: string): Promise<StoredFile | undefined> {
     await this.knowledgeBases.detachEverywhere(projectId, id);
     const result = await this.files.delete(projectId, id);
-    if (!result) throw new NotFoundError(`No such File object: ${id}`, { param: 'file_id' });
+    if (!result) return undefined;
     // Rows first, bytes second: once the row is gone nothing can reach the bytes.
     if (!result.blobStillUsed) await this.blobs.delete(result.deleted.blobKey);
     return result.deleted;

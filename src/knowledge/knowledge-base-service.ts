@@ -8,9 +8,10 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts';
 import type { IngestJob, IngestQueue } from '../queue/ingest-queue.ts';
 import type { FileStore } from '../store/files.ts';
 import type { Attachment, Attributes, FileBatch, KbFile, KbFileStatus, KbFileStore } from '../store/kb-files.ts';
-import type { ChunkingStrategy, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
+import type { ChunkingStrategy, ExpiredKnowledgeBase, KnowledgeBase, KnowledgeBaseStore, SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
 import type { Page, PageRequest } from '../store/pagination.ts';
 import type { QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
+import { stitchSpans } from './file-text.ts';
 
 export const LEXICAL_ONLY = 'none';
 
@@ -21,6 +22,8 @@ export interface NewKnowledgeBaseRequest {
   embedding_model?: string;
   chunking_strategy?: ChunkingStrategy;
   file_ids?: string[];
+  /** `expires_after.days` (anchor last_active_at). */
+  expiresAfterDays?: number;
 }
 
 export interface AttachRequest {
@@ -56,6 +59,7 @@ export const jobOf = (file: KbFile): IngestJob => ({ kbFileId: file.id, generati
 
 export class KnowledgeBaseService {
   private readonly touchedAt = new Map<string, number>();
+  private readonly now: () => number;
 
   constructor(
     private readonly kbs: KnowledgeBaseStore,
@@ -67,7 +71,10 @@ export class KnowledgeBaseService {
     /** The default embedding model's id when it can be loaded, else 'none' and why. */
     private readonly defaultEmbeddingModel: () => Promise<DefaultEmbeddingModel>,
     private readonly logger?: KnowledgeBaseServiceLogger,
-  ) {}
+    clock: () => Date = () => new Date(),
+  ) {
+    this.now = () => clock().getTime();
+  }
 
   async create(projectId: string, request: NewKnowledgeBaseRequest): Promise<CreatedKnowledgeBase> {
     const fallback = request.embedding_model === undefined ? await this.defaultEmbeddingModel() : undefined;
@@ -83,6 +90,7 @@ export class KnowledgeBaseService {
       embeddingModel,
       embeddingDimensions,
       chunkingStrategy,
+      expiresAfterDays: request.expiresAfterDays ?? null,
     });
     const embeddingFallback = fallback?.unavailable;
     if (embeddingFallback) {
@@ -128,15 +136,23 @@ export class KnowledgeBaseService {
     return this.kbs.find(projectId, idOrName);
   }
 
+  /** Throws for an expired knowledge base: it is still listed (as OpenAI's), but cannot be searched. */
   async getSearchable(projectId: string, id: string): Promise<SearchableKnowledgeBase> {
     const kb = await this.kbs.getSearchable(projectId, id);
     if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
+    if (kb.expired) throw expiredError(id);
+    return kb;
+  }
+
+  private async getActive(projectId: string, id: string): Promise<KnowledgeBase> {
+    const kb = await this.get(projectId, id);
+    if (kb.expired) throw expiredError(id);
     return kb;
   }
 
   /** Records use for `last_active_at`, at most once a minute per knowledge base: searches must not each write a row. */
   async touch(id: string): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     if ((this.touchedAt.get(id) ?? 0) > now - 60_000) return;
     this.touchedAt.set(id, now);
     if (this.touchedAt.size > 10_000) this.touchedAt.clear();
@@ -147,7 +163,11 @@ export class KnowledgeBaseService {
     return this.kbs.list(projectId, page);
   }
 
-  async update(projectId: string, id: string, changes: { name?: string; description?: string | null; metadata?: Record<string, string> }): Promise<KnowledgeBase> {
+  async update(
+    projectId: string,
+    id: string,
+    changes: { name?: string; description?: string | null; metadata?: Record<string, string>; expiresAfterDays?: number | null },
+  ): Promise<KnowledgeBase> {
     const kb = await this.kbs.update(projectId, id, changes);
     if (!kb) throw new NotFoundError(`No knowledge base found with id '${id}'.`, { param: 'knowledge_base_id' });
     return kb;
@@ -164,7 +184,7 @@ export class KnowledgeBaseService {
   }
 
   async attach(projectId: string, kbId: string, request: AttachRequest): Promise<KbFile> {
-    const kb = await this.get(projectId, kbId);
+    const kb = await this.getActive(projectId, kbId);
     await this.requireFiles(projectId, [request.file_id], 'file_id');
     const [attached] = await this.attachAll(projectId, kb, [
       { fileId: request.file_id, attributes: request.attributes ?? {}, chunkingStrategy: request.chunking_strategy ?? kb.chunkingStrategy },
@@ -175,6 +195,7 @@ export class KnowledgeBaseService {
   private async attachAll(projectId: string, kb: KnowledgeBase, attachments: Attachment[]): Promise<KbFile[]> {
     const attached = await this.kbFiles.attach(projectId, kb.id, attachments);
     await this.queue.enqueue(attached.map(jobOf));
+    await this.touch(kb.id);
     return attached;
   }
 
@@ -185,7 +206,7 @@ export class KnowledgeBaseService {
     files: Array<{ fileId: string; attributes?: Attributes; chunkingStrategy?: ChunkingStrategy }>,
     param = 'file_ids',
   ): Promise<{ batch: FileBatch; files: KbFile[] }> {
-    const kb = await this.get(projectId, kbId);
+    const kb = await this.getActive(projectId, kbId);
     const unique = [...new Map(files.map((file) => [file.fileId, file])).values()];
     await this.requireFiles(projectId, unique.map((file) => file.fileId), param);
     const result = await this.kbFiles.createBatch(
@@ -194,6 +215,7 @@ export class KnowledgeBaseService {
       unique.map((file) => ({ fileId: file.fileId, attributes: file.attributes ?? {}, chunkingStrategy: file.chunkingStrategy ?? kb.chunkingStrategy })),
     );
     await this.queue.enqueue(result.files.map(jobOf));
+    await this.touch(kbId);
     return result;
   }
 
@@ -226,6 +248,22 @@ export class KnowledgeBaseService {
     return file;
   }
 
+  /** Replaces the file's attributes in its row and on its points, so filters see them at once; nothing is re-embedded. */
+  async updateFileAttributes(projectId: string, kbId: string, fileId: string, attributes: Attributes): Promise<KbFile> {
+    const kb = await this.get(projectId, kbId);
+    const file = await this.kbFiles.updateAttributes(projectId, kbId, fileId, attributes);
+    if (!file) throw new NotFoundError(`No file '${fileId}' in knowledge base '${kbId}'.`, { param: 'file_id' });
+    await this.chunkStore.setAttributes(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId }, attributes);
+    return file;
+  }
+
+  /** The parsed text of the file as indexed in this knowledge base (empty until ingestion completes). */
+  async fileText(projectId: string, kbId: string, fileId: string): Promise<string[]> {
+    const kb = await this.get(projectId, kbId);
+    await this.getFile(projectId, kbId, fileId);
+    return stitchSpans(await this.chunkStore.fileChunks(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId }));
+  }
+
   /** Removes the file from the knowledge base (not from storage) and its chunks; cancels its ingestion. */
   async detach(projectId: string, kbId: string, fileId: string): Promise<KbFile> {
     const kb = await this.get(projectId, kbId);
@@ -234,6 +272,14 @@ export class KnowledgeBaseService {
     await this.queue.cancel(jobOf(removed));
     await this.chunkStore.deleteFile(collectionOf(this.chunkStore, kb), { projectId, kbId, fileId });
     return removed;
+  }
+
+  /** The expiry sweeper's part: files detached and their jobs cancelled (rows first), then the points go. */
+  async reclaimExpired(kb: ExpiredKnowledgeBase): Promise<void> {
+    const removed = await this.kbFiles.deleteAllOf(kb.id);
+    await Promise.all(removed.map((file) => this.queue.cancel(jobOf(file))));
+    await this.chunkStore.deleteKnowledgeBase(collectionOf(this.chunkStore, kb), { projectId: kb.projectId, kbId: kb.id });
+    await this.kbs.markReclaimed(kb.id);
   }
 
   async detachEverywhere(projectId: string, fileId: string): Promise<void> {
@@ -248,4 +294,12 @@ export class KnowledgeBaseService {
     if (missing) throw new NotFoundError(`No such File object: ${missing}`, { param });
     return ids;
   }
+}
+
+/** OpenAI keeps an expired vector store listed (status `expired`) but refuses to use it. */
+function expiredError(id: string): InvalidRequestError {
+  return new InvalidRequestError(`Knowledge base '${id}' has expired (expires_after); create a new one or delete it.`, {
+    param: 'knowledge_base_id',
+    code: 'expired',
+  });
 }

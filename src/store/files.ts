@@ -13,6 +13,8 @@ export interface StoredFile {
   /** Where the bytes are in the blob store: the file's own key, or a shared `sha256/…` key for files stored before migration 005. */
   blobKey: string;
   createdAt: Date;
+  /** `expires_after: {anchor: 'created_at', seconds}`; null: kept until deleted. */
+  expiresAt: Date | null;
 }
 
 interface FileRow {
@@ -24,9 +26,12 @@ interface FileRow {
   sha256: string;
   blob_key: string;
   created_at: Date | string;
+  expires_at: Date | string | null;
 }
 
-const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, blob_key, created_at';
+const COLUMNS = 'id, project_id, filename, purpose, bytes, sha256, blob_key, created_at, expires_at';
+/** SQL: the file is not expired at the time in `now` (an expired file answers nowhere, as OpenAI's; the sweeper deletes it). */
+const LIVE = (now: string) => `(expires_at IS NULL OR expires_at > ${now})`;
 /** The files list of the project in $1. */
 const FILE_CURSORS = "'files:' || $1";
 
@@ -40,11 +45,16 @@ function toFile(row: FileRow): StoredFile {
     sha256: row.sha256,
     blobKey: row.blob_key,
     createdAt: new Date(row.created_at),
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
   };
 }
 
 export class FileStore {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /** Expiry is judged by this clock (tests move it), not by the database's. */
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
 
   /**
    * Inserts the file unless it would take the project over its storage quota (the project's
@@ -52,7 +62,7 @@ export class FileStore {
    * uploads cannot overshoot the quota together.
    */
   async create(
-    file: Omit<StoredFile, 'id' | 'createdAt'>,
+    file: Omit<StoredFile, 'id' | 'createdAt' | 'expiresAt'> & { expiresAfterSeconds?: number },
     defaultQuotaBytes?: number,
   ): Promise<{ file: StoredFile } | { quotaBytes: number; usedBytes: number }> {
     return this.db.transaction(async (tx) => {
@@ -69,8 +79,10 @@ export class FileStore {
         if (usedBytes + file.bytes > Number(quota.quota)) return { quotaBytes: Number(quota.quota), usedBytes };
       }
       const rows = await tx.query<FileRow>(
-        `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256, blob_key) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
-        [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256, file.blobKey],
+        `INSERT INTO files (id, project_id, filename, purpose, bytes, sha256, blob_key, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+        [newId('file-', 24), file.projectId, file.filename, file.purpose, file.bytes, file.sha256, file.blobKey, this.clock(),
+          file.expiresAfterSeconds === undefined ? null : new Date(this.clock().getTime() + file.expiresAfterSeconds * 1000)],
       );
       return { file: toFile(rows[0]!) };
     });
@@ -88,13 +100,15 @@ export class FileStore {
   }
 
   async get(projectId: string, id: string): Promise<StoredFile | undefined> {
-    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = $2`, [projectId, id]);
+    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = $2 AND ${LIVE('$3')}`, [projectId, id, this.clock()]);
     return rows[0] && toFile(rows[0]);
   }
 
   /** Files of the project among `ids`; missing or foreign ids are simply absent. */
   async getMany(projectId: string, ids: string[]): Promise<StoredFile[]> {
-    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = ANY($2::text[])`, [projectId, ids]);
+    const rows = await this.db.query<FileRow>(`SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND id = ANY($2::text[]) AND ${LIVE('$3')}`, [
+      projectId, ids, this.clock(),
+    ]);
     return rows.map(toFile);
   }
 
@@ -103,15 +117,30 @@ export class FileStore {
       page,
       { createdAt: 'created_at', id: 'id' },
       (param) => cursorLookup(`SELECT created_at, id FROM files WHERE project_id = $1 AND id = ${param}`, FILE_CURSORS, param),
-      3,
+      4,
     );
     const rows = await this.db.query<FileRow>(
-      `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2)${where}${orderLimit}`,
-      [projectId, purpose ?? null, ...params],
+      `SELECT ${COLUMNS} FROM files WHERE project_id = $1 AND ($2::text IS NULL OR purpose = $2) AND ${LIVE('$3')}${where}${orderLimit}`,
+      [projectId, purpose ?? null, this.clock(), ...params],
     );
     if (rows.length > 0) return toPage(rows.map(toFile), page.limit, reversed);
     const lookup = cursorLookup('SELECT created_at, id FROM files WHERE project_id = $1 AND id = $2', FILE_CURSORS, '$2');
     return { data: [], hasMore: false, unknownCursor: await unknownCursor(this.db, page, lookup, [projectId]) };
+  }
+
+  /** Claims up to `limit` expired files for `leaseMs` (SKIP LOCKED and the lease keep concurrent sweepers apart). */
+  async claimExpired(limit: number, leaseMs: number): Promise<StoredFile[]> {
+    const now = this.clock();
+    const rows = await this.db.query<FileRow>(
+      `UPDATE files SET sweep_lease_until = $2
+       WHERE id IN (
+         SELECT id FROM files WHERE expires_at <= $1 AND (sweep_lease_until IS NULL OR sweep_lease_until < $1)
+         ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       AND (sweep_lease_until IS NULL OR sweep_lease_until < $1)
+       RETURNING ${COLUMNS}`,
+      [now, new Date(now.getTime() + leaseMs), limit],
+    );
+    return rows.map(toFile);
   }
 
   /**

@@ -207,6 +207,22 @@ export class KbFileStore {
     return rows[0] && toKbFile(rows[0]);
   }
 
+  /** Replaces the attachment's attributes (OpenAI's update replaces, it does not merge). */
+  async updateAttributes(projectId: string, kbId: string, fileId: string, attributes: Attributes): Promise<KbFile | undefined> {
+    const rows = await this.db.query<KbFileRow>(
+      `UPDATE knowledge_base_files SET attributes = $4::jsonb, updated_at = now()
+       WHERE project_id = $1 AND kb_id = $2 AND file_id = $3 RETURNING ${COLUMNS}`,
+      [projectId, kbId, fileId, JSON.stringify(attributes)],
+    );
+    return rows[0] && toKbFile(rows[0]);
+  }
+
+  /** Removes every file of a knowledge base (its storage is being reclaimed); returns them, for their jobs to be cancelled. */
+  async deleteAllOf(kbId: string): Promise<KbFile[]> {
+    const rows = await this.db.query<KbFileRow>(`DELETE FROM knowledge_base_files WHERE kb_id = $1 RETURNING ${COLUMNS}`, [kbId]);
+    return rows.map(toKbFile);
+  }
+
   /** The job's view: is this generation still the one wanted, and still in progress? */
   async isCurrent(id: string, generation: string): Promise<boolean> {
     const rows = await this.db.query(

@@ -6,6 +6,7 @@ import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import { v5 as uuidv5 } from 'uuid';
 import { ServiceUnavailableError } from '../errors.ts';
 import type { PageBreak } from '../ingest/document.ts';
+import { describeQdrantError, isUnreachable, retryOnStaleConnection, statusOf } from './qdrant-errors.ts';
 import type { SparseVector } from './bm25-encoder.ts';
 import {
   attributePath, matchKeyword, scopeConditions, translateFilter, type AttributeValue, type OpenAIFilter, type QdrantFilter,
@@ -194,12 +195,45 @@ export class QdrantChunkStore {
     return points[0]?.payload as unknown as ChunkPayload | undefined;
   }
 
-  /** Makes one ingestion run's points searchable, all at once, when the file is completely stored. */
-  async markReady(collection: string, file: { projectId: string; kbId: string; fileId: string; generation: string }): Promise<void> {
+  /**
+   * Makes one ingestion run's points searchable, all at once, when the file is completely stored;
+   * `attributes` (the row's at that moment) replace those written at the start, in case they were updated meanwhile.
+   */
+  async markReady(
+    collection: string,
+    file: { projectId: string; kbId: string; fileId: string; generation: string; attributes?: Record<string, AttributeValue> },
+  ): Promise<void> {
     const filter: QdrantFilter = {
       must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId), matchKeyword('generation', file.generation)],
     };
-    await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload: { ready: true }, filter, wait: true }));
+    const payload = { ready: true, ...(file.attributes ? { attributes: file.attributes } : {}) };
+    await this.call('publish file chunks', collection, () => this.client.setPayload(collection, { payload, filter, wait: true }));
+  }
+
+  /** Replaces a file's attributes on every point of it (set_payload replaces the whole `attributes` key): no re-embedding. */
+  async setAttributes(collection: string, file: { projectId: string; kbId: string; fileId: string }, attributes: Record<string, AttributeValue>): Promise<void> {
+    await this.ensureAttributeIndexes(collection, attributes);
+    const filter: QdrantFilter = { must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId)] };
+    await this.call('update attributes', collection, () => this.client.setPayload(collection, { payload: { attributes }, filter, wait: true }), () => undefined);
+  }
+
+  /** The searchable chunks of a file, in document order. */
+  async fileChunks(collection: string, file: { projectId: string; kbId: string; fileId: string }): Promise<ChunkPayload[]> {
+    const filter: QdrantFilter = {
+      must: [...scopeConditions(file.projectId, file.kbId), matchKeyword('file_id', file.fileId), { key: 'ready', match: { value: true } }],
+    };
+    const chunks: ChunkPayload[] = [];
+    let offset: Schemas['ExtendedPointId'] | undefined;
+    do {
+      const page = await this.call(
+        'read file chunks', collection,
+        () => this.client.scroll(collection, { filter, limit: 256, offset, with_payload: true, with_vector: false }),
+        () => ({ points: [], next_page_offset: undefined }),
+      );
+      for (const point of page.points) chunks.push(point.payload as unknown as ChunkPayload);
+      offset = (page.next_page_offset ?? undefined) as Schemas['ExtendedPointId'] | undefined;
+    } while (offset !== undefined);
+    return chunks.sort((a, b) => a.chunk_index - b.chunk_index);
   }
 
   /**
@@ -270,7 +304,7 @@ export class QdrantChunkStore {
         this.indexedAttributes.delete(collection);
         if (ifMissing) return ifMissing();
       }
-      const detail = describe(error);
+      const detail = describeQdrantError(error);
       if (status === undefined ? isUnreachable(error) : status >= 500 || status === 401 || status === 403 || status === 429) {
         const retryAfter = (error as { retry_after?: unknown }).retry_after;
         const headers: Record<string, string> = typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {};
@@ -280,47 +314,4 @@ export class QdrantChunkStore {
       throw new Error(`Qdrant could not ${operation}${collection ? ` in ${collection}` : ''}: ${detail}`, { cause: error });
     }
   }
-}
-
-/**
- * Qdrant closes idle keep-alive connections after about 5 s without saying so, while the client
- * keeps them for 10 s: a request can leave on a connection Qdrant is closing and fail with a
- * socket error. Qdrant never read it, and every call Cairn makes is idempotent (deterministic
- * point ids), so it is sent once more, on a fresh connection.
- */
-const STALE_CONNECTION_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
-
-async function retryOnStaleConnection<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    const code = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
-    if (typeof code !== 'string' || !STALE_CONNECTION_CODES.has(code)) throw error;
-    return run();
-  }
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { status?: unknown } | null)?.status;
-  if (typeof status === 'number') return status;
-  // QdrantClientResourceExhaustedError (429 with retry-after) carries no status.
-  return (error as Error | null)?.name === 'QdrantClientResourceExhaustedError' ? 429 : undefined;
-}
-
-/** Connection refused/reset, DNS or TLS failure, or our timeout: no HTTP answer at all. */
-function isUnreachable(error: unknown): boolean {
-  const { name, message, cause, code } = (error ?? {}) as { name?: string; message?: string; cause?: { code?: unknown }; code?: unknown };
-  const errno = cause?.code ?? code;
-  return name === 'QdrantClientTimeoutError' || message === 'fetch failed' || (typeof errno === 'string' && /^(E[A-Z]+|UND_ERR_\w+)$/.test(errno));
-}
-
-function describe(error: unknown): string {
-  const status = statusOf(error);
-  const qdrantMessage = (error as { data?: { status?: { error?: unknown } } } | null)?.data?.status?.error;
-  if (status !== undefined) return `HTTP ${status}${typeof qdrantMessage === 'string' ? `: ${qdrantMessage}` : ''}`;
-  if (!(error instanceof Error)) return String(error);
-  if (error.name === 'QdrantClientTimeoutError') return 'no answer before the timeout';
-  const cause = error.cause as { code?: string; message?: string } | undefined;
-  // The code, not the message: the message names the internal address, and this text reaches clients.
-  return cause?.code ? `${error.message} (${cause.code})` : error.message;
 }

@@ -60,6 +60,8 @@ export interface CairnOptions {
   env?: Record<string, string>;
   /** Use PGlite in a temp dir instead of a fresh PostgreSQL database. */
   pglite?: boolean;
+  /** The clock expiry is judged by (expires_after), for tests that move time. */
+  clock?: () => Date;
 }
 
 export interface TestCairn {
@@ -94,7 +96,7 @@ export async function startCairn(options: CairnOptions = {}): Promise<TestCairn>
     ...options.env,
   });
   const logs = new CapturedLogs();
-  const services = await createServices(config, createLogger(config.logLevel, logs));
+  const services = await createServices(config, createLogger(config.logLevel, logs), 'api', { clock: options.clock });
   const server = await startServer(services, 0, '127.0.0.1');
   const { key } = await services.keys.create('project-a');
   const baseURL = `${server.url}/v1`;
