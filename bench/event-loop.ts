@@ -131,6 +131,17 @@ class Api {
   constructor(private readonly server: Server) {}
 
   async call<T>(method: string, route: string, body?: unknown): Promise<T> {
+    // A keep-alive connection the server closed while we were about to reuse it resets once; GETs may retry.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.callOnce<T>(method, route, body);
+      } catch (error) {
+        if (method !== 'GET' || attempt >= 3 || !(error instanceof TypeError)) throw error;
+      }
+    }
+  }
+
+  private async callOnce<T>(method: string, route: string, body?: unknown): Promise<T> {
     const response = await fetch(`${this.server.url}${route}`, {
       method,
       headers: { authorization: `Bearer ${this.server.key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
