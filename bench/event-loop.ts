@@ -18,7 +18,8 @@
  *
  * Targets: healthz and chat p99 < 100 ms while ingesting; peak RSS under `--rss-bound-mb` (1,500).
  *
- * Options: --idle-s=N (10) --gap-ms=N (20) --timeout-s=N (900, per phase) --json=file --keep-files
+ * Options: --idle-s=N (10) --gap-ms=N (20) --timeout-s=N (900: ingestion stops being waited for, and is
+ * reported unfinished, after this) --json=file --keep-files
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, openAsBlob, readFileSync, writeFileSync } from 'node:fs';
@@ -173,7 +174,11 @@ async function waitForFiles(api: Api, kbId: string, fileIds: string[]): Promise<
   const started = performance.now();
   const done = new Map<string, FileState & { seconds: number }>();
   while (done.size < fileIds.length) {
-    if (performance.now() - started > timeoutMs) throw new Error(`ingestion did not finish in ${timeoutMs / 1000} s`);
+    if (performance.now() - started > timeoutMs) {
+      // Report what was measured: the unfinished files are listed as such.
+      for (const id of fileIds.filter((fileId) => !done.has(fileId))) done.set(id, { status: `in_progress after ${timeoutMs / 1000} s (timeout)`, seconds: NaN });
+      break;
+    }
     for (const id of fileIds.filter((fileId) => !done.has(fileId))) {
       const state = await api.call<FileState>('GET', `/v1/knowledge_bases/${kbId}/files/${id}`);
       if (state.status !== 'in_progress') done.set(id, { ...state, seconds: Math.round((performance.now() - started) / 100) / 10 });

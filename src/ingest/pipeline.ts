@@ -15,19 +15,18 @@ import type { KbFile, KbFileStore } from '../store/kb-files.ts';
 import type { SearchableKnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
 import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
 import type { ChunkPoint, QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
-import { chunkDocument, resolveChunking } from './chunker.ts';
-import { IngestError, type Chunk, type ParsedDocument } from './document.ts';
-import type { TokenCounter } from './token-counter.ts';
+import { resolveChunking, type ChunkingOptions } from './chunker.ts';
+import { IngestError, type Chunk } from './document.ts';
 
-export type ParseDocument = (bytes: Buffer, filename: string, signal?: AbortSignal) => Promise<ParsedDocument>;
+/** Parse and chunk a file (off the event loop: `DocumentWorkerPool.chunkFile`); `IngestError` when it cannot be ingested. */
+export type ChunkFile = (bytes: Buffer, filename: string, chunking: ChunkingOptions, signal?: AbortSignal) => Promise<Chunk[]>;
 
 export interface IngestPipelineDeps {
   kbs: KnowledgeBaseStore;
   kbFiles: KbFileStore;
   files: FileStore;
   blobs: BlobStore;
-  parse: ParseDocument;
-  tokenCounter: (embedder: Embedder | undefined) => Promise<TokenCounter>;
+  chunkFile: ChunkFile;
   embeddings: EmbeddingModels;
   bm25: Bm25Encoder;
   chunkStore: QdrantChunkStore;
@@ -90,11 +89,10 @@ export class IngestPipeline {
   }
 
   private async chunk(row: KbFile, kb: SearchableKnowledgeBase, file: StoredFile, signal: AbortSignal): Promise<Chunk[]> {
-    const { blobs, parse, tokenCounter } = this.deps;
-    const document = await parse(await blobs.read(file.sha256), file.filename, signal);
+    const { blobs, chunkFile } = this.deps;
     const embedder = this.embedderOf(kb);
     const sizes = resolveChunking(row.chunkingStrategy, embedder ? await embedder.maxInputTokens() : undefined);
-    const chunks = chunkDocument(document, sizes, await tokenCounter(embedder));
+    const chunks = await chunkFile(await blobs.read(file.sha256), file.filename, sizes, signal);
     if (chunks.length === 0) throw new IngestError('invalid_file', 'The file contains no text to index.');
     return chunks;
   }

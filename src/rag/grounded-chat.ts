@@ -13,7 +13,7 @@ import type { TokenCounter } from '../ingest/token-counter.ts';
 import { EXTRACTIVE_MODEL, respondExtractively } from '../models/extractive-model.ts';
 import type { ModelRegistry } from '../models/model-registry.ts';
 import type { ModelRouter } from '../models/model-router.ts';
-import { lastUserText, messageText, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
+import { messageText, retrievalQuery, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
 import { annotationsFor, citationsOf, type Citation } from './citations.ts';
 import { injectSources, packSources, sourceBudget, sourcesSystemMessage, type Source } from './context.ts';
 import type { SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
@@ -103,7 +103,7 @@ export class GroundedChat {
     if (extractive) {
       const injectedTokens = sources.reduce((sum, source) => sum + counter.count(source.chunk.text), 0);
       const usage = await respondExtractively(res, {
-        question: queries.length > 0 ? lastUserText(body.messages) : '',
+        question: queries.length > 0 ? retrievalQuery(body.messages) : '',
         sources: queries.length > 0 ? sources.map((source) => ({ index: source.index, text: source.chunk.text })) : undefined,
         stream: body.stream === true,
         includeUsage: body.stream_options?.include_usage === true,
@@ -134,7 +134,7 @@ export class GroundedChat {
     counter: TokenCounter,
   ): Promise<Source[]> {
     const started = performance.now();
-    let query = lastUserText(body.messages);
+    let query = retrievalQuery(body.messages);
     if (body.retrieval?.rewrite_query && !extractive && body.messages.filter((message) => message.role === 'user').length > 1) {
       query = await this.rewrite(res, body, query);
     }
