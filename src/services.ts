@@ -133,7 +133,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   // prompt budget keeps a margin for the difference.
   let tokenCounterLoad: Promise<WordPieceTokenCounter> | undefined;
   const tokenCounter = () => (tokenCounterLoad ??= WordPieceTokenCounter.load());
-  const documentWorkers = new DocumentWorkerPool(config.parsing);
+  const documentWorkers = new DocumentWorkerPool(config.parsing, logger);
   const pipeline = new IngestPipeline({
     kbs: kbStore,
     kbFiles,

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
+import type { Logger } from 'pino';
 import { Piscina } from 'piscina';
 import type { ChunkingOptions } from './chunker.ts';
 import type { ChunkFileReply, ChunkFileTask } from './chunk-file-task.ts';
@@ -33,7 +34,7 @@ export const DEFAULT_DOCUMENT_WORKER_LIMITS: DocumentWorkerLimits = {
 
 /** The task module beside this one: `.ts` under tsx (tests, dev), `.js` in `dist/`. */
 const here = fileURLToPath(import.meta.url);
-const TASK_FILE = path.join(path.dirname(here), `chunk-file-task${path.extname(here)}`);
+const TASK_FILE = new URL(`./chunk-file-task${path.extname(here)}`, import.meta.url).href;
 
 /** Threads left idle this long exit, so an idle server does not keep their heaps (and tokenizers). */
 const IDLE_THREAD_MS = 30_000;
@@ -42,7 +43,7 @@ export class DocumentWorkerPool {
   private readonly pool: Piscina;
   private readonly limits: DocumentWorkerLimits;
 
-  constructor(limits: Partial<DocumentWorkerLimits> = {}) {
+  constructor(limits: Partial<DocumentWorkerLimits> = {}, logger?: Logger) {
     this.limits = { ...DEFAULT_DOCUMENT_WORKER_LIMITS, ...limits };
     this.pool = new Piscina({
       filename: TASK_FILE,
@@ -51,6 +52,9 @@ export class DocumentWorkerPool {
       idleTimeout: IDLE_THREAD_MS,
       resourceLimits: { maxOldGenerationSizeMb: this.limits.maxHeapMb },
     });
+    // A thread that dies also rejects the task it ran (handled in chunkFile); piscina re-emits the error here,
+    // and an unheard 'error' event would end the process.
+    this.pool.on('error', (error: unknown) => logger?.warn({ err: error }, 'a parse-and-chunk thread failed'));
   }
 
   /** Parses `bytes` and chunks it with `chunking`. Throws `IngestError` for a file that cannot be ingested. */
