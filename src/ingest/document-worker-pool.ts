@@ -79,7 +79,8 @@ export class DocumentWorkerPool {
     // Moved to the thread without a copy when the Buffer owns its memory (a file read whole does), which leaves
     // the caller's Buffer empty; a slice of a shared pool is copied first.
     const copy = ownsItsMemory(bytes) ? bytes : new Uint8Array(bytes);
-    const { threads, maxHeapMb, timeoutMs, ...limits } = this.limits;
+    const { maxHeapMb, timeoutMs, maxCsvRows, maxJsonValues, maxPdfPages, maxChunks } = this.limits;
+    const limits = { maxCsvRows, maxJsonValues, maxPdfPages, maxChunks };
     const task: ChunkFileTask = { bytes: copy, filename, chunking, limits, port: port2 };
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
