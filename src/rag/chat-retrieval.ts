@@ -25,7 +25,7 @@ export const knowledgeBasesField = z
   .max(MAX_KNOWLEDGE_BASES, `at most ${MAX_KNOWLEDGE_BASES} knowledge bases per request`)
   .meta({
     description:
-      "Cairn extension: knowledge bases (ids, or objects with per-base options) to ground the answer in. The last user message is searched; the answer cites passages as [n] and the response adds `citations`. Removed before the request reaches the model's upstream.",
+      "Cairn extension: knowledge bases (ids, or objects with per-base options) to ground the answer in. The last user message is searched (its last 8,192 characters when longer); the answer cites passages as [n] and the response adds `citations`. Removed before the request reaches the model's upstream.",
   });
 
 export const retrievalField = z
