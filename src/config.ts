@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_DOCUMENT_WORKER_LIMITS, type DocumentWorkerLimits } from './ingest/document-worker-pool.ts';
 import { rerankConfigSchema, type RerankConfig } from './rag/reranker.ts';
 
 export class ConfigError extends Error {}
@@ -27,6 +28,14 @@ const envSchema = z.object({
   QDRANT_API_KEY: z.string().min(1).optional(),
   QDRANT_BIN: z.string().min(1).optional(),
   CAIRN_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1).default(100 * 1024 * 1024),
+  // Parsing and chunking run in a pool of worker threads; each file within these bounds (docs/configuration.md).
+  CAIRN_PARSE_THREADS: z.coerce.number().int().min(1).max(64).default(DEFAULT_DOCUMENT_WORKER_LIMITS.threads),
+  CAIRN_PARSE_MAX_HEAP_MB: z.coerce.number().int().min(64).default(DEFAULT_DOCUMENT_WORKER_LIMITS.maxHeapMb),
+  CAIRN_PARSE_TIMEOUT_MS: z.coerce.number().int().min(1_000).default(DEFAULT_DOCUMENT_WORKER_LIMITS.timeoutMs),
+  CAIRN_MAX_CSV_ROWS: z.coerce.number().int().min(1).default(DEFAULT_DOCUMENT_WORKER_LIMITS.maxCsvRows),
+  CAIRN_MAX_JSON_VALUES: z.coerce.number().int().min(1).default(DEFAULT_DOCUMENT_WORKER_LIMITS.maxJsonValues),
+  CAIRN_MAX_PDF_PAGES: z.coerce.number().int().min(1).default(DEFAULT_DOCUMENT_WORKER_LIMITS.maxPdfPages),
+  CAIRN_MAX_CHUNKS_PER_FILE: z.coerce.number().int().min(1).default(DEFAULT_DOCUMENT_WORKER_LIMITS.maxChunks),
   CAIRN_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   CAIRN_INGEST_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).default(64),
   CAIRN_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(8),
@@ -159,6 +168,8 @@ export interface Config {
   qdrantApiKey: string | undefined;
   qdrantBin: string | undefined;
   maxUploadBytes: number;
+  /** The parse-and-chunk worker pool and the per-format limits it enforces. */
+  parsing: DocumentWorkerLimits;
   ingest: { concurrency: number; batchSize: number; attempts: number; backoffMs: number; workerLockMs: number; queueName: string;
     reconcileIntervalMs: number; reconcileGraceMs: number; reconcileMaxRequeues: number };
   modelsDir: string | undefined;
@@ -277,6 +288,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     qdrantApiKey: vars.QDRANT_API_KEY,
     qdrantBin: vars.QDRANT_BIN,
     maxUploadBytes: vars.CAIRN_MAX_UPLOAD_BYTES,
+    parsing: {
+      threads: vars.CAIRN_PARSE_THREADS,
+      maxHeapMb: vars.CAIRN_PARSE_MAX_HEAP_MB,
+      timeoutMs: vars.CAIRN_PARSE_TIMEOUT_MS,
+      maxCsvRows: vars.CAIRN_MAX_CSV_ROWS,
+      maxJsonValues: vars.CAIRN_MAX_JSON_VALUES,
+      maxPdfPages: vars.CAIRN_MAX_PDF_PAGES,
+      maxChunks: vars.CAIRN_MAX_CHUNKS_PER_FILE,
+    },
     ingest: {
       concurrency: vars.CAIRN_INGEST_CONCURRENCY,
       batchSize: vars.CAIRN_INGEST_BATCH_SIZE,

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ReadinessCheck } from './api/operations.ts';
 import type { Config } from './config.ts';
 import { EmbeddingModels } from './embeddings/embedding-models.ts';
-import { parseDocument } from './ingest/parsers/index.ts';
+import { DocumentWorkerPool } from './ingest/document-worker-pool.ts';
 import { IngestPipeline } from './ingest/pipeline.ts';
 import { WordPieceTokenCounter } from './ingest/token-counter.ts';
 import { ExpirySweeper } from './knowledge/expiry-sweeper.ts';
@@ -151,13 +151,13 @@ export async function createServices(config: Config, logger: Logger, role: Role 
   // prompt budget keeps a margin for the difference.
   let tokenCounterLoad: Promise<WordPieceTokenCounter> | undefined;
   const tokenCounter = () => (tokenCounterLoad ??= WordPieceTokenCounter.load());
+  const documentWorkers = new DocumentWorkerPool(config.parsing, logger);
   const pipeline = new IngestPipeline({
     kbs: kbStore,
     kbFiles,
     files: fileStore,
     blobs,
-    parse: (bytes, filename, signal) => parseDocument(bytes, filename, { signal }),
-    tokenCounter,
+    chunkFile: (bytes, filename, chunking, signal) => documentWorkers.chunkFile(bytes, filename, chunking, signal),
     embeddings,
     bm25,
     chunkStore,
@@ -246,6 +246,7 @@ export async function createServices(config: Config, logger: Logger, role: Role 
       await reconciler.stop();
       await stagingSweeper?.stop();
       await queue.close();
+      await documentWorkers.close();
       await usage.close();
       await rateLimiter.close();
       await Promise.allSettled([modelRegistry.close(), embeddings.close(), reranker?.close()]);

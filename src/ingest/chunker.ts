@@ -6,9 +6,19 @@
  * paragraphs → sentences → words split, in one linear pass. Consecutive sections with the same
  * title (the pages of a PDF, the records of a CSV) are packed together; a new title starts a new chunk.
  */
-import { InvalidRequestError } from '../errors.ts';
 import type { Chunk, DocumentSection, PageBreak, ParsedDocument } from './document.ts';
 import { splitByTokens, type TokenCounter } from './token-counter.ts';
+
+export {
+  AUTO_MAX_TOKENS,
+  AUTO_OVERLAP_RATIO,
+  EMBEDDER_RESERVED_TOKENS,
+  InvalidChunkingStrategyError,
+  resolveChunking,
+  STATIC_MAX_TOKENS,
+  STATIC_MIN_TOKENS,
+  type ChunkingStrategy,
+} from './chunking-strategy.ts';
 
 export interface ChunkingOptions {
   maxTokens: number;
@@ -40,82 +50,127 @@ const WORD_PATTERN = /[^\s。！？]+[。！？]*|[。！？]+/gu;
 const LOWERCASE = /\p{Ll}/u;
 
 export function chunkDocument(doc: ParsedDocument, options: ChunkingOptions, counter: TokenCounter): Chunk[] {
-  const { maxTokens, overlapTokens } = options;
+  const chunks: Chunk[] = [];
+  const chunker = new SectionChunker(options, counter, (chunk) => chunks.push(chunk));
+  for (const section of doc.sections) chunker.add(section);
+  chunker.end();
+  return chunks;
+}
+
+function checkOptions({ maxTokens, overlapTokens }: ChunkingOptions): void {
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${maxTokens}`);
   if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens >= maxTokens) {
     throw new RangeError(`overlapTokens must be an integer in [0, maxTokens), got ${overlapTokens}`);
   }
-  const text = doc.sections.map((section) => section.text).join(SECTION_SEPARATOR);
-  const sectionStarts: number[] = [];
-  let offset = 0;
-  for (const section of doc.sections) {
-    sectionStarts.push(offset);
-    offset += section.text.length + SECTION_SEPARATOR.length;
-  }
-  const chunks: Chunk[] = [];
-  const packer = new Packer(text, doc.sections, counter, maxTokens, overlapTokens, chunks);
-  for (let first = 0; first < doc.sections.length; ) {
-    let last = first + 1;
-    while (last < doc.sections.length && doc.sections[last]?.title === doc.sections[first]?.title) last++;
-    packer.packRun(first, last, sectionStarts);
-    first = last;
-  }
-  return chunks;
 }
 
-/** Packs the atoms of one run of same-title sections into chunks. */
-class Packer {
+/** Atoms dropped from the front of the window once this many are behind the chunk being built. */
+const COMPACT_AFTER_ATOMS = 4096;
+
+/**
+ * `chunkDocument` one section at a time: chunks go to `emit` as soon as no later section can change them, so
+ * a 100 MB document needs memory for a window of about one chunk (plus the current section), not for the
+ * joined text and an atom per word of the whole file. Same output as chunking the whole document at once:
+ * a packing step runs only once the atoms ahead of it overflow one chunk, which is all a step ever reads.
+ */
+export class SectionChunker {
+  private readonly maxTokens: number;
+  private readonly overlapTokens: number;
   private readonly maxChars: number;
-  // Parallel arrays over the atoms of a run: [start, end) in the document text, boundary before, section.
+  /** Retained sections (from the one holding the chunk being built), their index and start in the joined text. */
+  private sections: DocumentSection[] = [];
+  private sectionStarts: number[] = [];
+  private firstSection = 0;
+  private nextStart = 0;
+  private runTitle: string | undefined;
+  private runOpen = false;
+  private chunkCount = 0;
+  // Parallel arrays over the window's atoms: [start, end) in the joined text, boundary before, section index.
   private starts: number[] = [];
   private ends: number[] = [];
   private boundaries: number[] = [];
   private sectionOf: number[] = [];
-  /** prefix[i] = tokens of atoms 0..i-1, so the tokens of any span cost O(1). */
+  /** prefix[i] = tokens of atoms 0..i-1 (plus a constant), so the tokens of any span cost O(1). */
   private prefix: number[] = [0];
-  private sectionStarts: number[] = [];
+  private first = 0; // first atom of the chunk being built (overlap included)
+  private fresh = 0; // first atom no earlier chunk contains
 
   constructor(
-    private readonly text: string,
-    private readonly sections: DocumentSection[],
+    options: ChunkingOptions,
     private readonly counter: TokenCounter,
-    private readonly maxTokens: number,
-    private readonly overlapTokens: number,
-    private readonly out: Chunk[],
+    private readonly emitChunk: (chunk: Chunk) => void,
   ) {
-    this.maxChars = maxTokens * MAX_CHARS_PER_TOKEN;
+    checkOptions(options);
+    this.maxTokens = options.maxTokens;
+    this.overlapTokens = options.overlapTokens;
+    this.maxChars = options.maxTokens * MAX_CHARS_PER_TOKEN;
   }
 
-  packRun(firstSection: number, endSection: number, sectionStarts: number[]): void {
+  /** Chunks emitted so far. */
+  get count(): number {
+    return this.chunkCount;
+  }
+
+  /** The next section of the document. Consecutive sections with the same title are packed together. */
+  add(section: DocumentSection): void {
+    if (this.runOpen && section.title !== this.runTitle) this.endRun();
+    this.runOpen = true;
+    this.runTitle = section.title;
+    const index = this.firstSection + this.sections.length;
+    const start = this.nextStart;
+    this.sections.push(section);
+    this.sectionStarts.push(start);
+    this.nextStart = start + section.text.length + SECTION_SEPARATOR.length;
+    this.collectAtoms(index, section.text, start);
+  }
+
+  /** The document is complete: emit what is left. */
+  end(): void {
+    if (this.runOpen) this.endRun();
+    this.runOpen = false;
+  }
+
+  private section(index: number): DocumentSection | undefined {
+    return this.sections[index - this.firstSection];
+  }
+
+  private sectionStart(index: number): number {
+    return this.sectionStarts[index - this.firstSection] ?? 0;
+  }
+
+  private endRun(): void {
+    while (this.fresh < this.starts.length) this.step(true);
     this.starts = [];
     this.ends = [];
     this.boundaries = [];
     this.sectionOf = [];
     this.prefix = [0];
-    this.sectionStarts = sectionStarts;
-    for (let section = firstSection; section < endSection; section++) {
-      const start = sectionStarts[section] ?? 0;
-      this.collectAtoms(section, start, start + (this.sections[section]?.text.length ?? 0));
-    }
-    this.pack();
+    this.first = 0;
+    this.fresh = 0;
+    // The next run starts a new chunk: only its sections are needed from now on.
+    this.firstSection += this.sections.length;
+    this.sections = [];
+    this.sectionStarts = [];
   }
 
-  private collectAtoms(section: number, from: number, to: number): void {
-    WORD_PATTERN.lastIndex = from;
-    for (let match = WORD_PATTERN.exec(this.text); match && match.index < to; match = WORD_PATTERN.exec(this.text)) {
+  private collectAtoms(section: number, text: string, base: number): void {
+    WORD_PATTERN.lastIndex = 0;
+    for (let match = WORD_PATTERN.exec(text); match; match = WORD_PATTERN.exec(text)) {
       const start = match.index;
       const end = start + match[0].length;
-      const boundary = this.boundaryBefore(start, section);
+      const boundary = this.boundaryBefore(text, start, base, section);
       const count = end - start > this.maxChars ? this.maxTokens + 1 : this.counter.count(match[0]);
       if (count <= this.maxTokens) {
-        this.pushAtom(start, end, count, boundary, section);
-        continue;
+        this.pushAtom(base + start, base + end, count, boundary, section);
+      } else {
+        let pieceBoundary = boundary;
+        for (const piece of splitByTokens(this.counter, text, start, end, this.maxTokens, this.maxChars)) {
+          this.pushAtom(base + piece.start, base + piece.end, piece.tokens, pieceBoundary, section);
+          pieceBoundary = HARD_CUT;
+        }
       }
-      let pieceBoundary = boundary;
-      for (const piece of splitByTokens(this.counter, this.text, start, end, this.maxTokens, this.maxChars)) {
-        this.pushAtom(piece.start, piece.end, piece.tokens, pieceBoundary, section);
-        pieceBoundary = HARD_CUT;
-      }
+      // Each step emits a chunk, so this runs a bounded number of times per atom pushed.
+      while (this.step(false));
     }
   }
 
@@ -127,14 +182,15 @@ class Packer {
     this.sectionOf.push(section);
   }
 
-  private boundaryBefore(start: number, section: number): number {
+  /** Boundary before the atom at `start` (section-local) of `text`, the section starting at `base`. */
+  private boundaryBefore(text: string, start: number, base: number, section: number): number {
     const previous = this.ends.length - 1;
     if (previous < 0 || this.sectionOf[previous] !== section) return PARAGRAPH;
-    const previousEnd = this.ends[previous] ?? 0;
+    const previousEnd = (this.ends[previous] ?? 0) - base;
     let newlines = 0;
-    for (let i = previousEnd; i < start; i++) if (this.text.charCodeAt(i) === 0x0a) newlines++;
+    for (let i = previousEnd; i < start; i++) if (text.charCodeAt(i) === 0x0a) newlines++;
     if (newlines >= 2) return PARAGRAPH;
-    const sentenceEnd = endsSentence(this.text, previousEnd) && !LOWERCASE.test(this.text[start] ?? '');
+    const sentenceEnd = endsSentence(text, previousEnd) && !LOWERCASE.test(text[start] ?? '');
     return sentenceEnd ? SENTENCE : newlines === 1 ? LINE : WORD;
   }
 
@@ -146,25 +202,52 @@ class Packer {
     return this.span(from, to) <= this.maxTokens && (this.ends[to - 1] ?? 0) - (this.starts[from] ?? 0) <= this.maxChars;
   }
 
-  private pack(): void {
+  /**
+   * One chunk of the greedy packing. Unless `final`, it runs only when the atoms collected so far overflow a
+   * chunk from `first`, so that later atoms cannot change where it ends. Returns whether it emitted a chunk.
+   */
+  private step(final: boolean): boolean {
     const atoms = this.starts.length;
-    let first = 0; // first atom of the chunk being built (overlap included)
-    let fresh = 0; // first atom no earlier chunk contains
-    while (fresh < atoms) {
-      let end = fresh + 1; // the overlap was trimmed so that atom `fresh` fits
-      while (end < atoms && this.fits(first, end + 1)) end++;
-      let cut = end < atoms ? this.strongestBreak(first, fresh, end) : end;
-      // Sums of word counts estimate the chunk; the counter has the last word (a tokenizer need not be additive).
-      let tokenCount = this.counter.count(this.slice(first, cut));
-      while (tokenCount > this.maxTokens && cut - first > 1) {
-        if (cut - 1 > fresh) cut--;
-        else first++;
-        tokenCount = this.counter.count(this.slice(first, cut));
-      }
-      this.emit(first, cut, tokenCount);
-      fresh = cut;
-      first = this.overlapStart(first, cut);
-      while (first < fresh && fresh < atoms && !this.fits(first, fresh + 1)) first++;
+    if (this.fresh >= atoms) return false;
+    let first = this.first;
+    const fresh = this.fresh;
+    while (first < fresh && !this.fits(first, fresh + 1)) first++;
+    this.first = first;
+    if (!final && this.fits(first, atoms)) return false;
+
+    let end = fresh + 1; // the overlap was trimmed so that atom `fresh` fits
+    while (end < atoms && this.fits(first, end + 1)) end++;
+    let cut = end < atoms ? this.strongestBreak(first, fresh, end) : end;
+    // Sums of word counts estimate the chunk; the counter has the last word (a tokenizer need not be additive).
+    let tokenCount = this.counter.count(this.slice(first, cut));
+    while (tokenCount > this.maxTokens && cut - first > 1) {
+      if (cut - 1 > fresh) cut--;
+      else first++;
+      tokenCount = this.counter.count(this.slice(first, cut));
+    }
+    this.emit(first, cut, tokenCount);
+    this.fresh = cut;
+    this.first = this.overlapStart(first, cut);
+    if (this.first > COMPACT_AFTER_ATOMS && this.first * 2 > atoms) this.compact();
+    return true;
+  }
+
+  /** Drops the atoms before `first` and the sections before the first atom's. */
+  private compact(): void {
+    // The last atom stays: the boundary before the next one depends on it.
+    const drop = Math.min(this.first, this.starts.length - 1);
+    this.starts.splice(0, drop);
+    this.ends.splice(0, drop);
+    this.boundaries.splice(0, drop);
+    this.sectionOf.splice(0, drop);
+    this.prefix.splice(0, drop);
+    this.first -= drop;
+    this.fresh -= drop;
+    const keepFrom = (this.sectionOf[0] ?? this.firstSection + this.sections.length - 1) - this.firstSection;
+    if (keepFrom > 0) {
+      this.sections.splice(0, keepFrom);
+      this.sectionStarts.splice(0, keepFrom);
+      this.firstSection += keepFrom;
     }
   }
 
@@ -192,13 +275,23 @@ class Packer {
     return best === cut ? widest : best;
   }
 
+  /** The joined text [starts[first], ends[cut - 1]), sections joined with SECTION_SEPARATOR. */
   private slice(first: number, cut: number): string {
-    return this.text.slice(this.starts[first], this.ends[cut - 1]);
+    const from = this.starts[first] ?? 0;
+    const to = this.ends[cut - 1] ?? 0;
+    const firstSection = this.sectionOf[first] ?? 0;
+    const lastSection = this.sectionOf[cut - 1] ?? 0;
+    const local = (index: number): string => this.section(index)?.text ?? '';
+    if (firstSection === lastSection) return local(firstSection).slice(from - this.sectionStart(firstSection), to - this.sectionStart(firstSection));
+    const parts = [local(firstSection).slice(from - this.sectionStart(firstSection))];
+    for (let index = firstSection + 1; index < lastSection; index++) parts.push(local(index));
+    parts.push(local(lastSection).slice(0, to - this.sectionStart(lastSection)));
+    return parts.join(SECTION_SEPARATOR);
   }
 
   private emit(first: number, cut: number, tokenCount: number): void {
     const chunk: Chunk = {
-      index: this.out.length,
+      index: this.chunkCount++,
       text: this.slice(first, cut),
       charStart: this.starts[first] ?? 0,
       charEnd: this.ends[cut - 1] ?? 0,
@@ -208,18 +301,18 @@ class Packer {
     let pageEnd: number | undefined;
     const pageBreaks: PageBreak[] = [];
     for (let section = this.sectionOf[first] ?? 0; section <= (this.sectionOf[cut - 1] ?? 0); section++) {
-      const page = this.sections[section]?.page;
+      const page = this.section(section)?.page;
       if (page === undefined) continue;
       pageStart = Math.min(pageStart ?? page, page);
       pageEnd = Math.max(pageEnd ?? page, page);
-      if (pageBreaks.at(-1)?.page !== page) pageBreaks.push({ char: this.sectionStarts[section] ?? 0, page });
+      if (pageBreaks.at(-1)?.page !== page) pageBreaks.push({ char: this.sectionStart(section), page });
     }
     if (pageStart !== undefined) chunk.pageStart = pageStart;
     if (pageEnd !== undefined) chunk.pageEnd = pageEnd;
     if (pageBreaks.length > 0) chunk.pageBreaks = pageBreaks;
-    const title = this.sections[this.sectionOf[first] ?? 0]?.title;
+    const title = this.section(this.sectionOf[first] ?? 0)?.title;
     if (title !== undefined) chunk.title = title;
-    this.out.push(chunk);
+    this.emitChunk(chunk);
   }
 }
 
@@ -228,66 +321,4 @@ function endsSentence(text: string, end: number): boolean {
   let i = end - 1;
   while (i >= 0 && '"\')]”’»'.includes(text[i] ?? '')) i--;
   return i >= 0 && '.!?…。！？'.includes(text[i] ?? ' ');
-}
-
-/** OpenAI's `chunking_strategy` (vector stores, file batches). */
-export type ChunkingStrategy =
-  | { type: 'auto' }
-  | { type: 'static'; static: { max_chunk_size_tokens: number; chunk_overlap_tokens: number } };
-
-/** OpenAI's limits for a static strategy. */
-export const STATIC_MIN_TOKENS = 100;
-export const STATIC_MAX_TOKENS = 4096;
-/**
- * Auto chunks: 400 tokens with 80 (20 %) overlap. Smaller than OpenAI's 800/400 on purpose:
- * a short chunk is about one thing, so BM25 and a mean-pooled embedding both match it more
- * precisely (Chroma's chunking evaluation found 200–400-token chunks beat 800/400 on precision at
- * equal recall), citations point at a paragraph rather than a page, and five of them fit a small
- * model's context. 20 % overlap keeps a sentence cut at a boundary whole in one of the two
- * chunks without storing most text twice, as a 50 % overlap does.
- */
-export const AUTO_MAX_TOKENS = 400;
-export const AUTO_OVERLAP_RATIO = 0.2;
-/**
- * Kept free in the embedder's input: [CLS]/[SEP] (or <s></s>), an instruction prefix some
- * embedders put before passages ("passage: "), and slack for an embedder whose tokenizer
- * counts a little differently from the one that sized the chunks.
- */
-export const EMBEDDER_RESERVED_TOKENS = 16;
-const AUTO_MIN_TOKENS = 32;
-
-/** A `chunking_strategy` OpenAI would reject; a 400 invalid_request_error naming the bad field. */
-export class InvalidChunkingStrategyError extends InvalidRequestError {
-  constructor(message: string, param: string) {
-    super(message, { param, code: 'invalid_chunking_strategy' });
-  }
-}
-
-/**
- * Chunk sizes for a strategy. Static values are honoured as given (validated like OpenAI's API);
- * if they exceed the embedder's input, the dense vector covers the start of each chunk and BM25 all of it.
- * Auto fits the embedder (`embedderMaxTokens`, undefined for a lexical-only knowledge base, which
- * gets the same 400/80 so that switching a KB to lexical-only does not change its chunks).
- */
-export function resolveChunking(strategy: ChunkingStrategy, embedderMaxTokens: number | undefined): ChunkingOptions {
-  if (strategy.type === 'static') {
-    const { max_chunk_size_tokens: maxTokens, chunk_overlap_tokens: overlapTokens } = strategy.static;
-    const param = 'chunking_strategy.static';
-    if (!Number.isInteger(maxTokens) || maxTokens < STATIC_MIN_TOKENS || maxTokens > STATIC_MAX_TOKENS) {
-      throw new InvalidChunkingStrategyError(
-        `max_chunk_size_tokens must be an integer between ${STATIC_MIN_TOKENS} and ${STATIC_MAX_TOKENS}, got ${maxTokens}.`,
-        `${param}.max_chunk_size_tokens`,
-      );
-    }
-    if (!Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens > maxTokens / 2) {
-      throw new InvalidChunkingStrategyError(
-        `chunk_overlap_tokens must be an integer between 0 and half of max_chunk_size_tokens (${Math.floor(maxTokens / 2)}), got ${overlapTokens}.`,
-        `${param}.chunk_overlap_tokens`,
-      );
-    }
-    return { maxTokens, overlapTokens };
-  }
-  const room = embedderMaxTokens === undefined ? AUTO_MAX_TOKENS : embedderMaxTokens - EMBEDDER_RESERVED_TOKENS;
-  const maxTokens = Math.max(AUTO_MIN_TOKENS, Math.min(AUTO_MAX_TOKENS, Math.floor(room)));
-  return { maxTokens, overlapTokens: Math.floor(maxTokens * AUTO_OVERLAP_RATIO) };
 }

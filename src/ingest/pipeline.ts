@@ -20,19 +20,18 @@ import type { KbFile, KbFileStore } from '../store/kb-files.ts';
 import type { SearchableKnowledgeBase, KnowledgeBaseStore } from '../store/knowledge-bases.ts';
 import type { Bm25Encoder } from '../vectors/bm25-encoder.ts';
 import type { ChunkPoint, QdrantChunkStore } from '../vectors/qdrant-chunk-store.ts';
-import { chunkDocument, resolveChunking } from './chunker.ts';
-import { IngestError, type Chunk, type ParsedDocument } from './document.ts';
-import type { TokenCounter } from './token-counter.ts';
+import { resolveChunking, type ChunkingOptions } from './chunker.ts';
+import { IngestError, type Chunk } from './document.ts';
 
-export type ParseDocument = (bytes: Buffer, filename: string, signal?: AbortSignal) => Promise<ParsedDocument>;
+/** Parse and chunk a file (off the event loop: `DocumentWorkerPool.chunkFile`); `IngestError` when it cannot be ingested. */
+export type ChunkFile = (bytes: Buffer, filename: string, chunking: ChunkingOptions, signal?: AbortSignal) => Promise<Chunk[]>;
 
 export interface IngestPipelineDeps {
   kbs: KnowledgeBaseStore;
   kbFiles: KbFileStore;
   files: FileStore;
   blobs: BlobStore;
-  parse: ParseDocument;
-  tokenCounter: (embedder: Embedder | undefined) => Promise<TokenCounter>;
+  chunkFile: ChunkFile;
   embeddings: EmbeddingModels;
   bm25: Bm25Encoder;
   chunkStore: QdrantChunkStore;
@@ -113,16 +112,15 @@ export class IngestPipeline {
   }
 
   private async chunk(row: KbFile, kb: SearchableKnowledgeBase, file: StoredFile, signal: AbortSignal): Promise<Chunk[]> {
-    const { blobs, parse, tokenCounter } = this.deps;
+    const { blobs, chunkFile } = this.deps;
     const bytes = await blobs.read(file.blobKey).catch((error: unknown) => {
       // Permanent: retrying cannot bring bytes back (a deleted file's row is gone too, and abandon() handles that).
       if (error instanceof BlobMissingError) throw new IngestError('server_error', 'The bytes of this file are missing from the server\'s storage; upload it again.', { cause: error });
       throw error;
     });
-    const document = await parse(bytes, file.filename, signal);
     const embedder = this.embedderOf(kb);
     const sizes = resolveChunking(row.chunkingStrategy, embedder ? await embedder.maxInputTokens() : undefined);
-    const chunks = chunkDocument(document, sizes, await tokenCounter(embedder));
+    const chunks = await chunkFile(bytes, file.filename, sizes, signal);
     if (chunks.length === 0) throw new IngestError('invalid_file', 'The file contains no text to index.');
     return chunks;
   }

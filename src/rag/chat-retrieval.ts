@@ -25,7 +25,7 @@ export const knowledgeBasesField = z
   .max(MAX_KNOWLEDGE_BASES, `at most ${MAX_KNOWLEDGE_BASES} knowledge bases per request`)
   .meta({
     description:
-      "Cairn extension: knowledge bases (ids, or objects with per-base options) to ground the answer in. The last user message is searched; the answer cites passages as [n] and the response adds `citations`. Removed before the request reaches the model's upstream.",
+      "Cairn extension: knowledge bases (ids, or objects with per-base options) to ground the answer in. The last user message is searched (its last 8,192 characters when longer); the answer cites passages as [n] and the response adds `citations`. Removed before the request reaches the model's upstream.",
   });
 
 export const retrievalField = z
@@ -73,6 +73,27 @@ export function lastUserText(messages: MessageLike[]): string {
     throw new InvalidRequestError('Retrieval needs a user message with text to search for.', { param: 'messages' });
   }
   return text;
+}
+
+/**
+ * Characters of the last user message that are searched, the bound `/search` puts on its `query`. A longer
+ * message (a pasted document followed by the question) is searched by its tail, where the question usually
+ * is; the model still receives the whole message. Without the cap a 15 MB message was tokenised, BM25-encoded
+ * and embedded whole, on the event loop.
+ */
+export const MAX_QUERY_CHARS = 8192;
+
+/** What to search for: the last user message, or its last `MAX_QUERY_CHARS` characters, starting at a word. */
+export function retrievalQuery(messages: MessageLike[]): string {
+  const text = lastUserText(messages);
+  if (text.length <= MAX_QUERY_CHARS) return text;
+  let start = text.length - MAX_QUERY_CHARS;
+  // The cut most likely fell inside a word (or a surrogate pair): start after the next whitespace, if one is near.
+  const lookahead = text.slice(start, start + 64);
+  const space = lookahead.search(/\s/);
+  if (space >= 0) start += space + 1;
+  else if (/[\udc00-\udfff]/.test(text[start] ?? '')) start += 1;
+  return text.slice(start).trim();
 }
 
 /** The request as the upstream should see it: Cairn's fields removed. */

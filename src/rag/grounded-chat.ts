@@ -13,7 +13,7 @@ import type { TokenCounter } from '../ingest/token-counter.ts';
 import { answerFor, EXTRACTIVE_MODEL, respondExtractively } from '../models/extractive-model.ts';
 import type { ModelRegistry } from '../models/model-registry.ts';
 import type { ModelRouter } from '../models/model-router.ts';
-import { lastUserText, messageText, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
+import { messageText, retrievalQuery, toKnowledgeBaseQueries, withoutExtensions, DEFAULT_MAX_RESULTS } from './chat-retrieval.ts';
 import { annotationsFor, citationsOf, type Citation } from './citations.ts';
 import { injectSources, packSources, sourceBudget, sourcesSystemMessage, type Source } from './context.ts';
 import type { SearchableKnowledgeBase } from '../store/knowledge-bases.ts';
@@ -108,7 +108,7 @@ export class GroundedChat {
 
     if (extractive) {
       const answer = answerFor(
-        queries.length > 0 ? lastUserText(body.messages) : '',
+        queries.length > 0 ? retrievalQuery(body.messages) : '',
         queries.length > 0 ? sources.map(({ index, chunk }) => ({ index, text: chunk.text, title: chunk.title })) : undefined,
       );
       // An answer that found nothing cites nothing; quoted sentences give their own pages.
@@ -148,7 +148,7 @@ export class GroundedChat {
     counter: TokenCounter,
   ): Promise<Source[]> {
     const started = performance.now();
-    let query = lastUserText(body.messages);
+    let query = retrievalQuery(body.messages);
     if (body.retrieval?.rewrite_query && !extractive && body.messages.filter((message) => message.role === 'user').length > 1) {
       query = await this.rewrite(res, body, query);
     }

@@ -1,10 +1,15 @@
 /** Pieces every parser shares: the parser contract, text decoding and small guards for untrusted input. */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { IngestError, type ParsedDocument } from '../document.ts';
+import { IngestError, type DocumentSection, type ParsedDocument } from '../document.ts';
 
 /** One file format. Parsers are stateless apart from their limits, so one instance serves every job. */
 export interface DocumentParser {
   parse(bytes: Buffer, filename: string, signal?: AbortSignal): Promise<ParsedDocument>;
+}
+
+/** A parser that can also hand its sections over one at a time, so the whole document is never held at once. */
+export interface StreamingParser extends DocumentParser {
+  sections(bytes: Buffer, filename: string, signal?: AbortSignal): AsyncIterable<DocumentSection>;
 }
 
 export const SUPPORTED_FORMATS = 'PDF, text, Markdown, HTML, CSV, JSON, DOCX';

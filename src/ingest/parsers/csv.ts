@@ -1,14 +1,14 @@
 /**
  * CSV/TSV: the first row names the columns; every later row becomes one section of `column: value` lines,
  * which reads well to an embedding model and cites as "row N". The text is streamed through csv-parse in
- * 64 KB slices and each record is turned into its section at once, so memory stays near the size of the
- * text itself instead of holding every parsed row as well.
+ * 64 KB slices and each record is handed on as its section at once, so memory stays near the size of the
+ * text itself instead of holding every parsed row (or every section) as well.
  */
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parse } from 'csv-parse';
 import { IngestError, type DocumentSection, type ParsedDocument } from '../document.ts';
-import { decodeText, extensionOf, normalizeNewlines, yieldAndCheck, type DocumentParser } from './common.ts';
+import { decodeText, extensionOf, normalizeNewlines, yieldAndCheck, type StreamingParser } from './common.ts';
+import { DEFAULT_FORMAT_LIMITS, overLimit } from './limits.ts';
 
 const SLICE_CHARS = 64 * 1024;
 const RECORDS_PER_TURN = 10_000;
@@ -42,37 +42,47 @@ function recordText(header: string[], record: string[]): string {
   return lines.join('\n');
 }
 
-export const CsvParser: DocumentParser = {
+export class CsvParser implements StreamingParser {
+  constructor(private readonly maxRows: number = DEFAULT_FORMAT_LIMITS.maxCsvRows) {}
+
   async parse(bytes: Buffer, filename: string, signal?: AbortSignal): Promise<ParsedDocument> {
+    const sections: DocumentSection[] = [];
+    for await (const section of this.sections(bytes, filename, signal)) sections.push(section);
+    return { format: 'csv', sections };
+  }
+
+  async *sections(bytes: Buffer, filename: string, signal?: AbortSignal): AsyncGenerator<DocumentSection> {
     const text = normalizeNewlines(decodeText(bytes));
     const delimiter = extensionOf(filename) === '.tsv' ? '\t' : sniffDelimiter(text);
-    const sections: DocumentSection[] = [];
     let header: string[] | undefined;
     let count = 0;
+    let emitted = 0;
 
     const parser = parse({ delimiter, relax_column_count: true, skip_empty_lines: true });
+    const source = Readable.from(slices(text));
+    source.pipe(parser);
     try {
-      await pipeline(
-        Readable.from(slices(text)),
-        parser,
-        async (records: AsyncIterable<string[]>) => {
-          for await (const record of records) {
-            if (++count % RECORDS_PER_TURN === 0) await yieldAndCheck(signal);
-            if (header === undefined) header = record;
-            else {
-              const lines = recordText(header, record);
-              if (lines) sections.push({ text: lines });
-            }
+      for await (const record of parser as AsyncIterable<string[]>) {
+        if (++count % RECORDS_PER_TURN === 0) await yieldAndCheck(signal);
+        if (header === undefined) header = record;
+        else {
+          if (count - 1 > this.maxRows) throw new IngestError('invalid_file', overLimit('CSV file', this.maxRows, 'rows'));
+          const lines = recordText(header, record);
+          if (lines) {
+            emitted += 1;
+            yield { text: lines };
           }
-        },
-        { signal },
-      );
+        }
+      }
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
+      if (error instanceof IngestError) throw error;
       throw new IngestError('invalid_file', `The file could not be parsed as CSV: ${(error as Error).message}`, { cause: error });
+    } finally {
+      source.destroy();
+      parser.destroy();
     }
     // A header-only file still says something.
-    if (sections.length === 0 && header) sections.push({ text: header.join(', ') });
-    return { format: 'csv', sections };
-  },
-};
+    if (emitted === 0 && header) yield { text: header.join(', ') };
+  }
+}

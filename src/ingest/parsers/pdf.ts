@@ -4,6 +4,8 @@
  * its own worker thread with a heap cap and a wall-clock limit; the thread is terminated on every path
  * (success, error, timeout, abort), which also releases everything pdf.js allocated.
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { IngestError, type DocumentSection, type ParsedDocument } from '../document.ts';
 import type { DocumentParser } from './common.ts';
@@ -20,7 +22,17 @@ export interface PdfLimits {
 
 export const DEFAULT_PDF_LIMITS: PdfLimits = { maxPages: 5_000, timeoutMs: 120_000, maxHeapMb: 512 };
 
-const PDF_PARSE_URL = import.meta.resolve('pdf-parse');
+/**
+ * Resolved on first use, not at import: this module is also loaded by the parse-and-chunk worker threads, and
+ * a top-level `import.meta.resolve` there made the TypeScript loader (tsx, in tests) refuse the whole module graph.
+ */
+let pdfParseUrl: string | undefined;
+function resolvePdfParse(): string {
+  // tsx (tests, dev) provides no import.meta.resolve inside worker threads; Node's require resolution finds the
+  // package's CommonJS build there, which exports the same PDFParse.
+  pdfParseUrl ??= typeof import.meta.resolve === 'function' ? import.meta.resolve('pdf-parse') : pathToFileURL(createRequire(import.meta.url).resolve('pdf-parse')).href;
+  return pdfParseUrl;
+}
 
 type WorkerReply =
   | { ok: true; pages: Array<{ num: number; text: string }> }
@@ -66,7 +78,7 @@ export class PdfParser implements DocumentParser {
     const copy = new Uint8Array(bytes);
     const worker = new Worker(PDF_WORKER_SOURCE, {
       eval: true,
-      workerData: { moduleUrl: PDF_PARSE_URL, bytes: copy, maxPages: this.limits.maxPages },
+      workerData: { moduleUrl: resolvePdfParse(), bytes: copy, maxPages: this.limits.maxPages },
       transferList: [copy.buffer],
       resourceLimits: { maxOldGenerationSizeMb: this.limits.maxHeapMb },
       // pdf.js prints warnings about damaged files; they must not end up in Cairn's JSON log stream.
