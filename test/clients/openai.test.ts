@@ -1,6 +1,7 @@
 /**
  * Client matrix: the official `openai` SDK against a running Cairn — chat (plain, stream, tools,
- * `parse` with zod), embeddings, files, vector stores with search, pagination, grounded answers.
+ * `parse` with zod), embeddings, files, vector stores with search, file content and attribute updates,
+ * pagination, grounded answers.
  * The `// recipe:` block is the code docs/clients.md shows (recipes.test.ts keeps them identical).
  */
 import assert from 'node:assert/strict';
@@ -85,6 +86,20 @@ describe('client matrix: openai', () => {
     assert.equal(filtered.data.length, 0, 'attribute filters apply');
     const listed = await client.vectorStores.files.list(store.id);
     assert.deepEqual(listed.data.map((entry) => entry.id), [file.id]);
+  });
+
+  it('reads a vector-store file\'s parsed content and updates its attributes, which filters see at once', async () => {
+    const store = await client.vectorStores.create({ name: 'matrix-files' });
+    const file = await client.files.create({ file: await toFile(Buffer.from(HANDBOOK), 'handbook.txt'), purpose: 'assistants' });
+    await client.vectorStores.files.createAndPoll(store.id, { file_id: file.id, attributes: { dept: 'support' } });
+    const parts = [];
+    for await (const part of client.vectorStores.files.content(file.id, { vector_store_id: store.id })) parts.push(part);
+    assert.ok(parts.every((part) => part.type === 'text'));
+    assert.match(parts.map((part) => part.text).join(' '), /Refunds are issued within 30 days.*Rotterdam/s);
+    const updated = await client.vectorStores.files.update(file.id, { vector_store_id: store.id, attributes: { dept: 'legal' } });
+    assert.deepEqual(updated.attributes, { dept: 'legal' });
+    const legal = await client.vectorStores.search(store.id, { query: 'parcels', filters: { type: 'eq', key: 'dept', value: 'legal' } });
+    assert.deepEqual(legal.data.map((result) => result.file_id), [file.id], 'the new attribute is searchable without re-ingestion');
   });
 
   it('returns grounded answers with citations and url_citation annotations', async () => {
