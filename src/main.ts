@@ -53,13 +53,15 @@ async function serve(): Promise<void> {
   }
   const resumed = await services.resumeIngestion();
   if (resumed > 0) logger.info({ files: resumed }, 'resumed ingestion of files left in progress');
-  logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
+  // Before the line that tells supervisors (and tests) we are up: pino writes it from another thread,
+  // so a SIGTERM sent on reading it could otherwise arrive before the handler exists and kill us outright.
   stopOnSignals(logger, async () => {
     // Admin commands stop before the database closes; the lock is released once it is closed.
     await lock?.drain();
     await running.stop();
     await lock?.release();
   });
+  logger.info({ url: running.url, embedded: config.embedded, models: services.modelRegistry.list().map((m) => m.id) }, 'cairn listening');
 }
 
 function exitWithMessage(error: Error): never {
@@ -94,8 +96,10 @@ program
   .action(async () => {
     const config = configOrExit();
     const logger = createLogger(config.logLevel);
-    const worker = await runWorker(config, logger);
-    stopOnSignals(logger, () => worker.stop());
+    // Handlers first, as in serve: runWorker logs 'ingestion worker started' once it takes jobs.
+    const started: { worker?: Awaited<ReturnType<typeof runWorker>> } = {};
+    stopOnSignals(logger, async () => started.worker?.stop());
+    started.worker = await runWorker(config, logger);
   });
 
 program
