@@ -18,6 +18,9 @@ import {
   createKeyWithCli, isAlive, killAtExit, killHard, managedQdrantPid, outlivesItsParent, startCairnProcess, stopGracefully, type CairnProcess,
 } from './chaos-process.ts';
 
+/** The request timeout the bench's Cairn processes run with (their staging sweeper's bound is this + 60 s). */
+export const REQUEST_TIMEOUT_MS = 5_000;
+
 export type Mode = 'server' | 'embedded';
 
 export interface Tenant {
@@ -65,6 +68,9 @@ function commonEnv(dataDir: string): Record<string, string> {
     CAIRN_ALLOW_MODEL_DOWNLOAD: 'false',
     CAIRN_LOG_LEVEL: 'info',
     CAIRN_SHUTDOWN_TIMEOUT_MS: '3000',
+    // Short request timeouts, so the staging sweeper's bound (request timeout + 60 s) fits in a run.
+    CAIRN_HEADERS_TIMEOUT_MS: '5000',
+    CAIRN_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     // 8 attempts at 250 ms doubling: a file that cannot be ingested fails within ~32 s, inside the settle bound.
     CAIRN_INGEST_BACKOFF_MS: '250',
     CAIRN_CONFIG: '',

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import OpenAI from 'openai';
 import { LEXICAL_COLLECTION } from '../src/vectors/qdrant-chunk-store.ts';
-import type { Cluster, Violation } from './chaos-cluster.ts';
+import { REQUEST_TIMEOUT_MS, type Cluster, type Violation } from './chaos-cluster.ts';
 import type { Workload } from './chaos-workload.ts';
 
 type KbFile = { id: string; status: string; chunk_count?: number; last_error?: { code: string; message: string } | null };
@@ -156,14 +156,33 @@ export async function checkIsolation(workload: Workload, violations: Violation[]
   }
 }
 
-/** Nothing may remain in staging once no upload is in flight (issue 9 (5)). */
+/**
+ * Nothing may remain in staging past the sweeper's bound (issue 9 (5)): a partial upload a kill left
+ * behind is removed once older than the request timeout + 60 s, at start or by the periodic sweep
+ * (every request timeout). A younger one is still within its grace and is checked again later.
+ */
 export async function checkStaging(cluster: Cluster, violations: Violation[]): Promise<void> {
   const staging = path.join(cluster.dataDir, 'blobs', 'staging');
   const names = await readdir(staging).catch(() => [] as string[]);
+  const bound = STAGING_BOUND_MS;
   for (const name of names) {
-    const { size } = await stat(path.join(staging, name)).catch(() => ({ size: -1 }));
-    if (size >= 0) violations.push({ invariant: 'staging', key: name, detail: `blobs/staging/${name} (${size} B) left behind` });
+    const { size, mtimeMs } = await stat(path.join(staging, name)).catch(() => ({ size: -1, mtimeMs: Date.now() }));
+    if (size >= 0 && Date.now() - mtimeMs > bound) {
+      violations.push({ invariant: 'staging', key: name, detail: `blobs/staging/${name} (${size} B) left behind ${Math.round((Date.now() - mtimeMs) / 1000)} s` });
+    }
   }
+}
+
+const STAGING_BOUND_MS = REQUEST_TIMEOUT_MS + 60_000 + REQUEST_TIMEOUT_MS + 5_000;
+
+/** After the last round: wait until every staged file is past the sweeper's bound (at most that long), so checkStaging judges them all. */
+export async function waitOutStagingGrace(cluster: Cluster): Promise<void> {
+  const staging = path.join(cluster.dataDir, 'blobs', 'staging');
+  const names = await readdir(staging).catch(() => [] as string[]);
+  const times = await Promise.all(names.map((name) => stat(path.join(staging, name)).then((entry) => entry.mtimeMs, () => 0)));
+  const youngest = Math.max(0, ...times);
+  const wait = youngest + STAGING_BOUND_MS + 1_000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, STAGING_BOUND_MS + 1_000)));
 }
 
 /** How many staged uploads are in progress right now (for the partial upload before a kill). */

@@ -41,7 +41,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedCluster, ServerCluster, type Cluster, type Mode, type Violation } from './chaos-cluster.ts';
-import { checkContent, checkIsolation, checkPoints, checkStaging, settle, stagingFiles } from './chaos-invariants.ts';
+import { checkContent, checkIsolation, checkPoints, checkStaging, settle, stagingFiles, waitOutStagingGrace } from './chaos-invariants.ts';
 import { liveChildren } from './chaos-process.ts';
 import { seededRandom, Workload, type Outcome } from './chaos-workload.ts';
 import { option } from './options.ts';
@@ -132,6 +132,11 @@ async function runMode(mode: Mode, modeIndex: number): Promise<ModeResult> {
       roundsDone = round;
       log(`${mode} round ${round}/${ROUNDS}: ${fresh.length} new violation(s), ${settled.failed.length} failed file(s) so far`);
     }
+    // Partial uploads of the last round are still within the sweeper's grace: wait it out, then judge them.
+    await waitOutStagingGrace(cluster);
+    const leftovers: Violation[] = [];
+    await checkStaging(cluster, leftovers);
+    violations.push(...leftovers.filter((violation) => !reported.has(`${violation.invariant} ${violation.key ?? violation.detail}`)));
     if (cluster instanceof EmbeddedCluster) {
       log(`${mode}: cairn keys create while the server runs, then SIGKILL and restart`);
       violations.push(...(await cluster.checkCliKeyWhileRunning()));
