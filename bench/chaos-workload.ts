@@ -7,18 +7,9 @@
  */
 import OpenAI, { APIConnectionError, APIError, toFile } from 'openai';
 import type { Cluster, Tenant, Violation } from './chaos-cluster.ts';
+import { seededRandom } from './retrieval-corpus.ts';
 
-/** mulberry32: small, fast and good enough to make a run replayable from its seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 const pick = <T>(random: () => number, items: readonly T[]): T | undefined => (items.length ? items[Math.floor(random() * items.length)] : undefined);
 
