@@ -177,6 +177,24 @@ describe('QdrantChunkStore on a real Qdrant', () => {
     assert.deepEqual(await files(), ['f_new', 'f_old']);
   });
 
+  it('keeps a published run published when a late write of the same run arrives; a new run still overwrites', async () => {
+    const scope = { projectId: 'proj_late', kbId: 'kb_late' };
+    const point = (generation: string) => chunk({ project: 'proj_late', kb: 'kb_late', file: 'f', index: 0, terms: [8], generation, ready: false });
+    await store.ensureCollection(LEXICAL_COLLECTION, null);
+    await store.upsert(LEXICAL_COLLECTION, [point('g1')]);
+    await store.markReady(LEXICAL_COLLECTION, { ...scope, fileId: 'f', generation: 'g1' });
+    const found = async () => (await store.search(LEXICAL_COLLECTION, { ...scope, limit: 10, sparse: terms(8) })).map((hit) => hit.payload.generation);
+    assert.deepEqual(await found(), ['g1']);
+    // A run that lost its job sends its last batch after the file was published: it must not unpublish it.
+    await store.upsert(LEXICAL_COLLECTION, [point('g1')]);
+    assert.deepEqual(await found(), ['g1'], 'still published');
+    // Re-ingestion (a new generation, the same point ids) replaces the points, unpublished until its own markReady.
+    await store.upsert(LEXICAL_COLLECTION, [point('g2')]);
+    assert.deepEqual(await found(), [], 'the new run is not searchable yet');
+    await store.markReady(LEXICAL_COLLECTION, { ...scope, fileId: 'f', generation: 'g2' });
+    assert.deepEqual(await found(), ['g2']);
+  });
+
   it('never returns another project’s or knowledge base’s chunks', async () => {
     await store.ensureCollection(LEXICAL, null);
     await store.upsert(LEXICAL, [

@@ -178,6 +178,12 @@ export class QdrantChunkStore {
     });
   }
 
+  /**
+   * Writes points; a point its own run already published is never overwritten (Qdrant's conditional
+   * upsert): the late write of a run that lost its job (a request in flight when the lock went, found
+   * by bench:chaos) must not turn a completed file's points back to unpublished. Another generation's
+   * points (re-ingestion, same ids) are overwritten as usual.
+   */
   async upsert(collection: string, points: ChunkPoint[], { batchSize = 256 }: { batchSize?: number } = {}): Promise<void> {
     for (let start = 0; start < points.length; start += batchSize) {
       const batch = points.slice(start, start + batchSize).map((point) => ({
@@ -185,7 +191,8 @@ export class QdrantChunkStore {
         vector: { ...(point.dense ? { dense: Array.from(point.dense) } : {}), bm25: point.sparse },
         payload: point.payload as unknown as Record<string, unknown>,
       }));
-      await this.call('store chunks', collection, () => this.client.upsert(collection, { wait: true, points: batch }));
+      const update_filter = { must_not: publishedRuns(points.slice(start, start + batchSize)) };
+      await this.call('store chunks', collection, () => this.client.upsert(collection, { wait: true, points: batch, update_filter }));
     }
   }
 
@@ -314,4 +321,10 @@ export class QdrantChunkStore {
       throw new Error(`Qdrant could not ${operation}${collection ? ` in ${collection}` : ''}: ${detail}`, { cause: error });
     }
   }
+}
+
+/** Conditions matching points already published by the runs (generations) writing this batch. */
+function publishedRuns(points: ChunkPoint[]): QdrantFilter[] {
+  const generations = [...new Set(points.map((point) => point.payload.generation))];
+  return generations.map((generation) => ({ must: [{ key: 'ready', match: { value: true } }, matchKeyword('generation', generation)] }));
 }
