@@ -90,7 +90,7 @@ describe('PDF parsing', () => {
   });
 
   it('a PDF that needs more heap than the worker may use is invalid_file', async () => {
-    await rejectsWith(new PdfParser({ maxHeapMb: 2 }).parse(await makePdf(threePages), 'big.pdf'), 'invalid_file', 'The PDF needs more than 2 MB of memory');
+    await rejectsWith(new PdfParser({ maxHeapMb: 8 }).parse(await makePdf(threePages), 'big.pdf'), 'invalid_file', 'The PDF needs more than 8 MB of memory');
   });
 
   it('does not detach or modify the caller’s buffer', async () => {

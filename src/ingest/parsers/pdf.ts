@@ -20,6 +20,9 @@ export interface PdfLimits {
   maxHeapMb: number;
 }
 
+/** The smallest heap a parsing thread gets, whatever the limit asks. */
+export const MIN_WORKER_HEAP_MB = 8;
+
 export const DEFAULT_PDF_LIMITS: PdfLimits = { maxPages: 5_000, timeoutMs: 120_000, maxHeapMb: 512 };
 
 /**
@@ -72,6 +75,10 @@ export class PdfParser implements DocumentParser {
     }
   }
 
+  private heapMb(): number {
+    return Math.max(MIN_WORKER_HEAP_MB, this.limits.maxHeapMb);
+  }
+
   private async runWorker(bytes: Buffer, signal: AbortSignal | undefined): Promise<WorkerReply> {
     signal?.throwIfAborted();
     // A private copy: its buffer is moved to the worker, and the caller's Buffer may be a pooled slice.
@@ -80,7 +87,8 @@ export class PdfParser implements DocumentParser {
       eval: true,
       workerData: { moduleUrl: resolvePdfParse(), bytes: copy, maxPages: this.limits.maxPages },
       transferList: [copy.buffer],
-      resourceLimits: { maxOldGenerationSizeMb: this.limits.maxHeapMb },
+      // Never below 8 MB: under ~3 MB Node 24 cannot even deserialize the worker's snapshot and aborts the whole process.
+      resourceLimits: { maxOldGenerationSizeMb: this.heapMb() },
       // pdf.js prints warnings about damaged files; they must not end up in Cairn's JSON log stream.
       stdout: true,
       stderr: true,
@@ -95,7 +103,7 @@ export class PdfParser implements DocumentParser {
         worker.once('message', resolve);
         worker.once('error', (error: NodeJS.ErrnoException) => {
           if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-            reject(invalid(`The PDF needs more than ${this.limits.maxHeapMb} MB of memory to parse`, error));
+            reject(invalid(`The PDF needs more than ${this.heapMb()} MB of memory to parse`, error));
           } else reject(invalid(`The file could not be parsed as PDF: ${error.message}`, error));
         });
         worker.once('exit', (code) => reject(invalid(`The file could not be parsed as PDF: the parser stopped (exit code ${code})`)));
